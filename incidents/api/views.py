@@ -1,0 +1,198 @@
+"""Incidents API. Each view states its permission map at the top; writes call incidents.services."""
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from reliability_studio.access import Role
+
+from .. import selectors, services
+from ..models import Incident, Service, Status, Task
+from .filters import IncidentFilter
+from .serializers import (
+    BlastRadiusEntrySerializer,
+    CommentSerializer,
+    IncidentSerializer,
+    IncidentUpdateSerializer,
+    ServiceSerializer,
+    TaskSerializer,
+    TimelineEventSerializer,
+    TransitionSerializer,
+)
+
+READ = Role.VIEWER
+RESPOND = Role.RESPONDER
+ADMINISTER = Role.ADMIN
+
+
+class ServiceViewSet(viewsets.ModelViewSet):
+    """The service catalog with its dependency graph."""
+
+    required_roles = {"list": READ, "retrieve": READ, "blast_radius": READ, "create": ADMINISTER,
+                      "update": ADMINISTER, "partial_update": ADMINISTER, "destroy": ADMINISTER}
+    serializer_class = ServiceSerializer
+    queryset = Service.objects.prefetch_related("depends_on").order_by("slug")
+    lookup_field = "slug"
+    filterset_fields = ["tier", "owner_team"]
+    ordering_fields = ["slug", "name", "tier"]
+
+    @extend_schema(responses=BlastRadiusEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="blast-radius")
+    def blast_radius(self, request, slug=None):
+        """Services that depend on this one, directly or transitively."""
+        service = self.get_object()
+        rows = [
+            {"slug": s.slug, "name": s.name, "tier": s.tier, "distance": d} for s, d in selectors.blast_radius([service])
+        ]
+        return Response(BlastRadiusEntrySerializer(rows, many=True).data)
+
+
+def _get_incident(lookup: str) -> Incident:
+    """Accept both the id (42) and the human key (INC-42)."""
+    raw = lookup.upper().removeprefix("INC-")
+    if not raw.isdigit():
+        return get_object_or_404(Incident, pk=-1)
+    return get_object_or_404(Incident.objects.select_related("primary_service", "commander"), pk=int(raw))
+
+
+class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Incidents. Status changes are explicit actions: acknowledge, investigate, mitigate, resolve, reopen."""
+
+    required_roles = {
+        "list": READ, "retrieve": READ, "timeline": READ, "tasks": READ, "blast_radius": READ,
+        "timeline:POST": RESPOND, "tasks:POST": RESPOND,
+        "create": RESPOND, "partial_update": RESPOND, "acknowledge": RESPOND, "investigate": RESPOND,
+        "mitigate": RESPOND, "resolve": RESPOND, "reopen": RESPOND,
+    }
+    serializer_class = IncidentSerializer
+    filterset_class = IncidentFilter
+    ordering_fields = ["started_at", "severity", "status", "updated_at"]
+    lookup_value_regex = r"(?i:INC-)?\d+"
+
+    def get_queryset(self):
+        return Incident.objects.select_related("primary_service", "commander").prefetch_related(
+            Prefetch("affected_services", queryset=Service.objects.only("id", "slug"))
+        ).order_by("-started_at", "-id")
+
+    def get_object(self):
+        return _get_incident(self.kwargs["pk"])
+
+    def get_serializer_class(self):
+        return IncidentUpdateSerializer if self.action == "partial_update" else IncidentSerializer
+
+    def create(self, request):
+        serializer = IncidentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        incident = services.create_incident(
+            title=data["title"],
+            severity=data["severity"],
+            summary=data.get("summary", ""),
+            impact=data.get("impact", ""),
+            fingerprint=data.get("fingerprint"),
+            primary_service=data.get("primary_service"),
+            affected_services=data.get("affected_services", []),
+            labels=data.get("labels"),
+            started_at=data.get("started_at"),
+            commander=data.get("commander"),
+            user=request.user,
+        )
+        return Response(IncidentSerializer(incident).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        incident = self.get_object()
+        serializer = IncidentUpdateSerializer(incident, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        incident = services.update_incident(incident=incident, user=request.user, **serializer.validated_data)
+        return Response(IncidentSerializer(incident).data)
+
+    def _transition(self, request, to: str):
+        body = TransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        incident = services.transition_incident(
+            incident=self.get_object(), to=to, user=request.user, note=body.validated_data["note"]
+        )
+        return Response(IncidentSerializer(incident).data)
+
+    @extend_schema(request=TransitionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        body = TransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        incident = services.acknowledge_incident(incident=self.get_object(), user=request.user, note=body.validated_data["note"])
+        return Response(IncidentSerializer(incident).data)
+
+    @extend_schema(request=TransitionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def investigate(self, request, pk=None):
+        return self._transition(request, Status.INVESTIGATING)
+
+    @extend_schema(request=TransitionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def mitigate(self, request, pk=None):
+        return self._transition(request, Status.MITIGATED)
+
+    @extend_schema(request=TransitionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        return self._transition(request, Status.RESOLVED)
+
+    @extend_schema(request=TransitionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        return self._transition(request, Status.OPEN)
+
+    @extend_schema(methods=["GET"], responses=TimelineEventSerializer(many=True))
+    @extend_schema(methods=["POST"], request=CommentSerializer, responses=TimelineEventSerializer)
+    @action(detail=True, methods=["get", "post"])
+    def timeline(self, request, pk=None):
+        """The append-only timeline; POST appends a comment (responders)."""
+        incident = self.get_object()
+        if request.method == "POST":
+            body = CommentSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            event = services.add_comment(incident=incident, user=request.user, message=body.validated_data["message"])
+            return Response(TimelineEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(incident.timeline.all())
+        return self.get_paginated_response(TimelineEventSerializer(page, many=True).data)
+
+    @extend_schema(methods=["GET"], responses=TaskSerializer(many=True))
+    @extend_schema(methods=["POST"], request=TaskSerializer, responses=TaskSerializer)
+    @action(detail=True, methods=["get", "post"])
+    def tasks(self, request, pk=None):
+        """Action items; POST adds one (responders)."""
+        incident = self.get_object()
+        if request.method == "POST":
+            body = TaskSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            task = services.create_task(incident=incident, user=request.user, **body.validated_data)
+            return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+        return Response(TaskSerializer(incident.tasks.select_related("owner"), many=True).data)
+
+    @extend_schema(responses=BlastRadiusEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="blast-radius")
+    def blast_radius(self, request, pk=None):
+        rows = [
+            {"slug": s.slug, "name": s.name, "tier": s.tier, "distance": d}
+            for s, d in selectors.incident_blast_radius(self.get_object())
+        ]
+        return Response(BlastRadiusEntrySerializer(rows, many=True).data)
+
+
+class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """One action item: responders update its title, owner, due date or done state."""
+
+    required_roles = {"retrieve": READ, "update": RESPOND, "partial_update": RESPOND}
+    serializer_class = TaskSerializer
+    queryset = Task.objects.select_related("owner")
+
+    def update(self, request, *args, partial=False, **kwargs):
+        task = self.get_object()
+        body = TaskSerializer(task, data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        task = services.update_task(task=task, user=request.user, **body.validated_data)
+        return Response(TaskSerializer(task).data)

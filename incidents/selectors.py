@@ -1,0 +1,76 @@
+"""Reads: the queries pages, the API and metrics share."""
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F
+
+from .models import Incident, Service, Status
+
+
+def incident_counts_by_status_and_severity() -> dict[tuple[str, str], int]:
+    rows = Incident.objects.values("status", "severity").annotate(n=Count("id")).order_by()
+    return {(row["status"], row["severity"]): row["n"] for row in rows}
+
+
+def blast_radius(services: Iterable[Service]) -> list[tuple[Service, int]]:
+    """Services that depend, directly or transitively, on any of `services`, with their distance.
+
+    The dependency edges are read in one query and walked breadth-first, so the cost is one round
+    trip whatever the depth of the graph.
+    """
+    start = {s.pk for s in services}
+    dependents: dict[int, list[int]] = defaultdict(list)
+    for caller, callee in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
+        dependents[callee].append(caller)
+    distance: dict[int, int] = {}
+    queue = deque((pk, 0) for pk in start)
+    seen = set(start)
+    while queue:
+        pk, depth = queue.popleft()
+        for caller in dependents[pk]:
+            if caller not in seen:
+                seen.add(caller)
+                distance[caller] = depth + 1
+                queue.append((caller, depth + 1))
+    by_pk = Service.objects.in_bulk(distance)
+    return sorted(((by_pk[pk], d) for pk, d in distance.items()), key=lambda item: (item[1], item[0].slug))
+
+
+def incident_blast_radius(incident: Incident) -> list[tuple[Service, int]]:
+    affected = list(incident.affected_services.all())
+    if incident.primary_service_id and all(s.pk != incident.primary_service_id for s in affected):
+        affected.append(incident.primary_service)
+    affected_pks = {s.pk for s in affected}
+    return [(s, d) for s, d in blast_radius(affected) if s.pk not in affected_pks]
+
+
+def mean_response_times(since: datetime | None = None) -> dict[str, timedelta | None]:
+    """Mean time to detect, acknowledge and resolve over incidents started since `since`."""
+    qs = Incident.objects.all()
+    if since is not None:
+        qs = qs.filter(started_at__gte=since)
+
+    def mean(expr):
+        return Avg(ExpressionWrapper(expr, output_field=DurationField()))
+
+    return qs.aggregate(
+        mttd=mean(F("detected_at") - F("started_at")),
+        mtta=mean(F("acknowledged_at") - F("detected_at")),
+        mttr=mean(F("resolved_at") - F("started_at")),
+    )
+
+
+def active_incidents():
+    return (
+        Incident.objects.active()
+        .select_related("primary_service", "commander")
+        .prefetch_related("affected_services")
+        .order_by("-started_at")
+    )
+
+
+def resolved_recently(limit: int = 20):
+    return Incident.objects.filter(status=Status.RESOLVED).order_by("-resolved_at")[:limit]

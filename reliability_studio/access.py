@@ -1,0 +1,170 @@
+"""The one permission scheme, shared by the API, the pages and the WebSocket.
+
+Roles are Django groups, ordered: viewer (read) < responder (acknowledge, update, comment,
+resolve) < admin (rules, SLOs, runbooks, users). A superuser is an admin. Every entry point asks
+`has_role(user, Role.X)`; DRF views declare a per-action map, pages use `role_required`.
+"""
+from __future__ import annotations
+
+import enum
+import functools
+import ipaddress
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import RemoteUserBackend
+from django.contrib.auth.middleware import RemoteUserMiddleware
+from django.contrib.auth.models import Group
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+
+
+class Role(enum.IntEnum):
+    NONE = 0
+    VIEWER = 10
+    RESPONDER = 20
+    ADMIN = 30
+
+    @property
+    def group_name(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_name(cls, name: str) -> "Role":
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {name!r}; expected viewer, responder or admin") from None
+
+
+GROUP_ROLES = {role.group_name: role for role in (Role.VIEWER, Role.RESPONDER, Role.ADMIN)}
+
+
+def role_of(user) -> Role:
+    """The highest role a user holds (cached on the user object for the request)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Role.NONE
+    cached = getattr(user, "_rs_role", None)
+    if cached is not None:
+        return cached
+    if user.is_superuser:
+        role = Role.ADMIN
+    else:
+        names = user.groups.values_list("name", flat=True)
+        role = max((GROUP_ROLES[n] for n in names if n in GROUP_ROLES), default=Role.NONE)
+    user._rs_role = role
+    return role
+
+
+def has_role(user, required: Role) -> bool:
+    return role_of(user) >= required
+
+
+def grant_role(user, role: Role) -> None:
+    """Make `role` the user's only Reliability Studio role."""
+    user.groups.remove(*Group.objects.filter(name__in=GROUP_ROLES))
+    user.groups.add(Group.objects.get_or_create(name=role.group_name)[0])
+    user.__dict__.pop("_rs_role", None)
+
+
+class RolePermission(BasePermission):
+    """DRF permission: the view declares `required_roles = {action | "action:METHOD" | METHOD: Role}`.
+
+    Reads default to viewer and writes to admin, so a view that forgets to declare an action is
+    closed rather than open. Anonymous clients get 401 (DRF turns `not authenticated` into 401).
+    """
+
+    message = "Your role does not allow this action."
+
+    def has_permission(self, request, view) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        required = required_role_for(view, request)
+        return has_role(request.user, required)
+
+
+def required_role_for(view, request) -> Role:
+    roles = getattr(view, "required_roles", {})
+    action = getattr(view, "action", None)
+    if f"{action}:{request.method}" in roles:  # one action, different roles per method
+        return roles[f"{action}:{request.method}"]
+    if action in roles:
+        return roles[action]
+    if request.method in roles:
+        return roles[request.method]
+    return Role.VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
+
+
+def role_required(required: Role):
+    """Page decorator: anonymous → login redirect; authenticated without the role → 403."""
+
+    def decorator(view_func):
+        @functools.wraps(view_func)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not has_role(request.user, required):
+                raise PermissionDenied("Your role does not allow this page.")
+            return view_func(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def role_context(request) -> dict:
+    """Template context: `role` and booleans the templates use to show or hide actions."""
+    role = role_of(getattr(request, "user", None))
+    return {"role": role.name.lower(), "can_respond": role >= Role.RESPONDER, "can_administer": role >= Role.ADMIN}
+
+
+def _address_is_trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in settings.AUTH_PROXY_TRUSTED_IPS:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class TrustedProxyUserMiddleware(RemoteUserMiddleware):
+    """Trust a reverse proxy's user header (like Grafana's auth proxy), only when enabled and only
+    from the configured proxy addresses. A header from anywhere else is ignored."""
+
+    force_logout_if_no_header = False
+    async_capable = False  # one code path (sync), so the address check cannot be skipped
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        # Django reads headers from META as HTTP_<NAME>.
+        self.header = "HTTP_" + settings.AUTH_PROXY_HEADER.upper().replace("-", "_")
+
+    def process_request(self, request):
+        if not settings.AUTH_PROXY_ENABLED or not _address_is_trusted(request.META.get("REMOTE_ADDR", "")):
+            return None
+        return super().process_request(request)
+
+
+class TrustedProxyUserBackend(RemoteUserBackend):
+    @property
+    def create_unknown_user(self) -> bool:
+        return settings.AUTH_PROXY_AUTO_CREATE
+
+    def configure_user(self, request, user, created=True):
+        if created:
+            grant_role(user, Role.from_name(settings.AUTH_PROXY_DEFAULT_ROLE))
+        return user
+
+
+def ensure_role_groups() -> None:
+    for name in GROUP_ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+User = get_user_model()

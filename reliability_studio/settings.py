@@ -1,0 +1,239 @@
+"""Settings for Reliability Studio.
+
+Everything comes from the environment (12-factor, django-environ). Defaults are the safe production
+ones (DEBUG off, secure cookies when served over HTTPS, no default secret); `make run` writes a local
+`.env` with a generated secret for development. See `.env.example` for every variable.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+TESTING = "pytest" in sys.modules
+
+env = environ.Env()
+# The local .env is only for development; real deployments set the environment directly.
+if not TESTING and (BASE_DIR / ".env").exists():
+    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not (DEBUG or TESTING):
+        raise ImproperlyConfigured("SECRET_KEY is not set; export SECRET_KEY or run `make run`, which writes .env")
+    SECRET_KEY = get_random_secret_key()
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets from PyPI, no CDN
+    "channels",
+    "reliability_studio",
+    "incidents",
+    "slos",
+    "detection",
+    "investigation",
+    "remediation",
+]
+
+MIDDLEWARE = [
+    "reliability_studio.observability.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "reliability_studio.access.TrustedProxyUserMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "reliability_studio.urls"
+ASGI_APPLICATION = "reliability_studio.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "reliability_studio.access.role_context",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/reliability_studio"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Tests share the machine's Redis with a running demo: keep their channel names apart.
+CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="rs-test" if TESTING else "rs")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_PREFIX, "capacity": 1000, "expiry": 30},
+    }
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CHANNEL_PREFIX,
+    }
+}
+
+# Celery: the broker is the same Redis; beat's schedule lives in reliability_studio/celery.py.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "reliability_studio.access.TrustedProxyUserBackend",
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Reverse-proxy authentication (the way Grafana's auth proxy works). Off by default; when on, the
+# header is trusted only from the listed proxy addresses, never from clients.
+AUTH_PROXY_ENABLED = env.bool("AUTH_PROXY_ENABLED", default=False)
+AUTH_PROXY_HEADER = env.str("AUTH_PROXY_HEADER", default="X-WEBAUTH-USER")
+AUTH_PROXY_TRUSTED_IPS = env.list("AUTH_PROXY_TRUSTED_IPS", default=["127.0.0.1", "::1"])
+AUTH_PROXY_AUTO_CREATE = env.bool("AUTH_PROXY_AUTO_CREATE", default=True)
+AUTH_PROXY_DEFAULT_ROLE = env.str("AUTH_PROXY_DEFAULT_ROLE", default="viewer")
+
+# Framing: only the configured Grafana origin(s) may embed the control room.
+GRAFANA_FRAME_ORIGINS = env.list("GRAFANA_FRAME_ORIGINS", default=[])
+X_FRAME_OPTIONS = "DENY"
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TRUST_X_FORWARDED_PROTO", default=False) else None
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_SAMESITE = env.str("SESSION_COOKIE_SAMESITE", default="Lax")
+CSRF_COOKIE_SAMESITE = env.str("CSRF_COOKIE_SAMESITE", default="Lax")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+
+# Bodies above this are refused before parsing (413 with a JSON message on the API).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its WWW-Authenticate header is what turns "not authenticated" into a 401.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["reliability_studio.access.RolePermission"],
+    "DEFAULT_PAGINATION_CLASS": "reliability_studio.api.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend", "rest_framework.filters.OrderingFilter"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "reliability_studio.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Reliability Studio API",
+    "DESCRIPTION": "Incidents, services, timelines and tasks of the Reliability Studio control plane.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Telemetry sources (clients in reliability_studio/telemetry). Empty URL = source not configured.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
+PROMETHEUS_TOKEN = env.str("PROMETHEUS_TOKEN", default="")
+LOKI_URL = env.str("LOKI_URL", default="")
+LOKI_TOKEN = env.str("LOKI_TOKEN", default="")
+LOKI_TENANT = env.str("LOKI_TENANT", default="")
+TEMPO_URL = env.str("TEMPO_URL", default="")
+TEMPO_TOKEN = env.str("TEMPO_TOKEN", default="")
+GRAFANA_URL = env.str("GRAFANA_URL", default="")
+GRAFANA_TOKEN = env.str("GRAFANA_TOKEN", default="")
+KUBERNETES_KUBECONFIG = env.str("KUBERNETES_KUBECONFIG", default="")
+KUBERNETES_IN_CLUSTER = env.bool("KUBERNETES_IN_CLUSTER", default=False)
+KUBERNETES_NAMESPACES = env.list("KUBERNETES_NAMESPACES", default=["default"])
+TELEMETRY_TIMEOUT_SECONDS = env.float("TELEMETRY_TIMEOUT_SECONDS", default=10.0)
+TELEMETRY_RETRIES = env.int("TELEMETRY_RETRIES", default=2)
+TELEMETRY_BREAKER_FAIL_MAX = env.int("TELEMETRY_BREAKER_FAIL_MAX", default=5)
+TELEMETRY_BREAKER_RESET_SECONDS = env.float("TELEMETRY_BREAKER_RESET_SECONDS", default=30.0)
+
+# The demo workload's control API (chaos commands talk to it the way they would to any real system).
+DEMO_CONTROL_URL = env.str("DEMO_CONTROL_URL", default="http://127.0.0.1:9100")
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)-7s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
