@@ -11,10 +11,9 @@ import functools
 import ipaddress
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import RemoteUserBackend
 from django.contrib.auth.middleware import RemoteUserMiddleware
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -62,10 +61,31 @@ def has_role(user, required: Role) -> bool:
 
 
 def grant_role(user, role: Role) -> None:
-    """Make `role` the user's only Reliability Studio role."""
+    """Make `role` the user's only Reliability Studio role (admins also get the Django admin)."""
     user.groups.remove(*Group.objects.filter(name__in=GROUP_ROLES))
     user.groups.add(Group.objects.get_or_create(name=role.group_name)[0])
+    if user.is_staff != (role >= Role.ADMIN) and not user.is_superuser:
+        user.is_staff = role >= Role.ADMIN
+        user.save(update_fields=["is_staff"])
     user.__dict__.pop("_rs_role", None)
+
+
+# The Django admin checks model permissions; the role groups carry them so that the admin obeys the
+# same roles as everything else. Re-synced after every migrate (new models get their permissions).
+ADMIN_APPS = ("incidents", "slos", "detection", "investigation", "remediation", "auth", "authtoken")
+
+
+def sync_role_permissions(**_kwargs) -> None:
+    ensure_role_groups()
+    perms = Permission.objects.filter(content_type__app_label__in=ADMIN_APPS)
+    Group.objects.get(name=Role.ADMIN.group_name).permissions.set(perms)
+    Group.objects.get(name=Role.VIEWER.group_name).permissions.set(perms.filter(codename__startswith="view_"))
+    Group.objects.get(name=Role.RESPONDER.group_name).permissions.set(
+        perms.filter(content_type__app_label="incidents").filter(
+            codename__in=["view_incident", "change_incident", "view_task", "add_task", "change_task",
+                          "view_timelineevent", "view_service"]
+        )
+    )
 
 
 class RolePermission(BasePermission):
@@ -165,6 +185,3 @@ class TrustedProxyUserBackend(RemoteUserBackend):
 def ensure_role_groups() -> None:
     for name in GROUP_ROLES:
         Group.objects.get_or_create(name=name)
-
-
-User = get_user_model()

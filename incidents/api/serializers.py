@@ -59,6 +59,8 @@ class IncidentSerializer(serializers.ModelSerializer):
             "status", "source", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at", "reopened_count",
             "created_at", "updated_at",
         ]
+        # Uniqueness is the service's job (409 with the clashing incident), race-safe in the database.
+        validators = []
 
     def get_mttd_seconds(self, obj) -> float | None:
         return _seconds(obj.time_to_detect)

@@ -1,0 +1,95 @@
+"""Start the real web server (daphne) and helpers for tests and benchmarks that need one."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before {url} answered")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def server_env(database_name: str, **extra: str) -> dict[str, str]:
+    """Environment for a child process that must share the test database and channel prefix."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database_name}",
+        REDIS_URL=settings.REDIS_URL,
+        CHANNEL_PREFIX=settings.CHANNEL_PREFIX,
+        SECRET_KEY="test-only-secret-key-not-for-production-0123456789",
+        DEBUG="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="reliability_studio.settings",
+    )
+    env.update(extra)
+    return env
+
+
+class Daphne:
+    """One daphne process serving reliability_studio.asgi on a loopback port."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "reliability_studio.asgi:application"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        try:
+            wait_http(self.url + "/healthz", proc=self.proc)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def login(base_url: str, username: str, password: str) -> requests.Session:
+    """Sign in through the real login form (CSRF included) and return the session."""
+    session = requests.Session()
+    session.get(f"{base_url}/accounts/login/", timeout=5)
+    response = session.post(
+        f"{base_url}/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": f"{base_url}/accounts/login/"},
+        timeout=5,
+        allow_redirects=False,
+    )
+    if response.status_code != 302:
+        raise RuntimeError(f"login failed for {username}: HTTP {response.status_code}")
+    return session
