@@ -139,6 +139,7 @@ class Incident(models.Model):
             models.CheckConstraint(condition=Q(detected_at__gte=models.F("started_at")), name="detected_after_started"),
         ]
         indexes = [
+            models.Index(fields=["-started_at", "-id"], name="incident_newest_first"),
             models.Index(fields=["status", "-started_at"]),
             models.Index(fields=["severity"]),
             GinIndex(INCIDENT_SEARCH_VECTOR, name="incident_search_gin"),

@@ -5,8 +5,9 @@ from ..models import Incident, Severity, Status
 
 
 class IncidentFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
-    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    # distinct=False: these filter the incident row itself, so no join can duplicate it.
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices, distinct=False)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, distinct=False)
     service = django_filters.CharFilter(method="filter_service", help_text="service slug (primary or affected)")
     active = django_filters.BooleanFilter(method="filter_active", help_text="true: not resolved")
     started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")

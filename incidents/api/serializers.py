@@ -75,6 +75,27 @@ class IncidentSerializer(serializers.ModelSerializer):
         return ServiceSerializer.validate_labels(self, value)
 
 
+class IncidentListSerializer(serializers.Serializer):
+    """The list row (documents the shape; rows are built by selectors.incident_list_rows)."""
+
+    id = serializers.IntegerField()
+    key = serializers.CharField()
+    title = serializers.CharField()
+    severity = serializers.ChoiceField(choices=Severity.choices)
+    status = serializers.CharField()
+    source = serializers.CharField()
+    fingerprint = serializers.CharField(allow_null=True)
+    primary_service = serializers.CharField(allow_null=True)
+    affected_services = serializers.ListField(child=serializers.CharField())
+    commander = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    detected_at = serializers.DateTimeField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    mitigated_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
 class IncidentUpdateSerializer(IncidentSerializer):
     class Meta(IncidentSerializer.Meta):
         read_only_fields = IncidentSerializer.Meta.read_only_fields + ["fingerprint", "labels"]

@@ -16,6 +16,7 @@ from .filters import IncidentFilter
 from .serializers import (
     BlastRadiusEntrySerializer,
     CommentSerializer,
+    IncidentListSerializer,
     IncidentSerializer,
     IncidentUpdateSerializer,
     ServiceSerializer,
@@ -77,6 +78,12 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Incident.objects.select_related("primary_service", "commander").prefetch_related(
             Prefetch("affected_services", queryset=Service.objects.only("id", "slug"))
         ).order_by("-started_at", "-id")
+
+    @extend_schema(responses=IncidentListSerializer(many=True))
+    def list(self, request):
+        queryset = self.filter_queryset(Incident.objects.order_by("-started_at", "-id"))
+        page = self.paginate_queryset(selectors.incident_list_values(queryset))
+        return self.get_paginated_response(selectors.finish_list_rows(page))
 
     def get_object(self):
         return _get_incident(self.kwargs["pk"])

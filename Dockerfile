@@ -1,0 +1,17 @@
+# One image for web, worker, beat and the demo workload (the command differs per service).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY reliability_studio reliability_studio
+COPY incidents incidents
+COPY slos slos
+COPY detection detection
+COPY investigation investigation
+COPY remediation remediation
+RUN pip install --no-cache-dir .
+COPY . .
+RUN useradd --system --uid 10001 app && chown -R app /app
+USER app
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "reliability_studio.asgi:application"]
