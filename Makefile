@@ -5,16 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test install install-test system-deps system-deps-test migrate demo-data clean
+.PHONY: run test install install-test system-deps system-deps-test migrate demo-data clean assets
 
-run: install system-deps .env  ## Bring up web, worker, beat, Prometheus and the demo workload with demo data
+run: install system-deps assets .env  ## Bring up web, worker, beat, Prometheus and the demo workload with demo data
 	$(PY) manage.py preflight
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_catalog demo/catalog.yaml
 	$(PY) manage.py create_admin --username demo --generate-password --if-missing
 	$(PY) manage.py devstack
 
-test: install-test system-deps-test .env  ## Run the whole suite against the real Postgres, Redis and Prometheus
+test: install-test system-deps-test assets .env  ## Run the whole suite against the real Postgres, Redis and Prometheus
 	$(PY) manage.py preflight
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -43,6 +43,15 @@ system-deps:
 	@command -v prometheus >/dev/null || { $(call APT_INSTALL,prometheus); }
 
 system-deps-test: system-deps
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(call APT_INSTALL,chromium chromium-driver); }
+
+# htmx and uPlot from the npm registry (package-lock.json pins them) into static/vendor/ (gitignored).
+assets: static/vendor/.installed
+static/vendor/.installed: package.json package-lock.json scripts/vendor-assets.mjs
+	@command -v npm >/dev/null || { $(call APT_INSTALL,nodejs npm); }
+	npm ci --no-audit --no-fund --loglevel=error
+	node scripts/vendor-assets.mjs
+	touch $@
 
 # A local development .env with a generated secret (never committed; production sets the environment).
 .env:
