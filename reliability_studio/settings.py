@@ -63,7 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "reliability_studio.access.TrustedProxyUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # CSP frame-ancestors for GRAFANA_FRAME_ORIGINS (X-Frame-Options DENY when none is set).
+    "reliability_studio.framing.FrameAncestorsMiddleware",
 ]
 
 ROOT_URLCONF = "reliability_studio.urls"
@@ -119,7 +120,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# In-process tests run tasks inline; tests that need a real worker start one with its own queue.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=TESTING)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="rs-test" if TESTING else "celery")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -213,6 +216,26 @@ TELEMETRY_TIMEOUT_SECONDS = env.float("TELEMETRY_TIMEOUT_SECONDS", default=10.0)
 TELEMETRY_RETRIES = env.int("TELEMETRY_RETRIES", default=2)
 TELEMETRY_BREAKER_FAIL_MAX = env.int("TELEMETRY_BREAKER_FAIL_MAX", default=5)
 TELEMETRY_BREAKER_RESET_SECONDS = env.float("TELEMETRY_BREAKER_RESET_SECONDS", default=30.0)
+
+# Detection: alerts on connected services within the grouping window join one incident; a firing
+# within the reopen window reopens the last incident; auto-resolve holds per severity (-1 = never).
+DETECTION_GROUPING_WINDOW_SECONDS = env.int("DETECTION_GROUPING_WINDOW_SECONDS", default=600)
+DETECTION_REOPEN_WINDOW_SECONDS = env.int("DETECTION_REOPEN_WINDOW_SECONDS", default=900)
+DETECTION_AUTO_RESOLVE_HOLD_SECONDS = {
+    severity: float(seconds)
+    for severity, seconds in (
+        item.split("=", 1)
+        for item in env.list("DETECTION_AUTO_RESOLVE_HOLD", default=["critical=300", "high=180", "medium=120", "low=60"])
+    )
+}
+DETECTION_DISPATCH_SECONDS = env.float("DETECTION_DISPATCH_SECONDS", default=1.0)
+
+CELERY_BEAT_SCHEDULE = {
+    # Proves beat → broker → worker is alive; /readyz shows the heartbeat's age.
+    "heartbeat": {"task": "reliability_studio.tasks.heartbeat", "schedule": 15.0},
+    "detection-dispatch": {"task": "detection.dispatch_due_rules", "schedule": DETECTION_DISPATCH_SECONDS},
+    "detection-auto-resolve": {"task": "detection.auto_resolve_incidents", "schedule": 5.0},
+}
 
 # The demo workload's control API (chaos commands talk to it the way they would to any real system).
 DEMO_CONTROL_URL = env.str("DEMO_CONTROL_URL", default="http://127.0.0.1:9100")

@@ -93,3 +93,25 @@ def login(base_url: str, username: str, password: str) -> requests.Session:
     if response.status_code != 302:
         raise RuntimeError(f"login failed for {username}: HTTP {response.status_code}")
     return session
+
+
+class CeleryWorker:
+    """A real Celery worker process (prefork) consuming from a queue of its own."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 4, queue: str | None = None):
+        self.queue = queue or f"test-{free_port()}"
+        env = dict(env, CELERY_TASK_DEFAULT_QUEUE=self.queue)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "reliability_studio", "worker", "-Q", self.queue,
+             "--concurrency", str(concurrency), "--pool", "prefork", "-l", "WARNING", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)

@@ -1,0 +1,73 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from . import services
+from .models import Alert, AlertSource, DetectionRule
+
+
+class DetectionRuleForm(forms.ModelForm):
+    class Meta:
+        model = DetectionRule
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                services.validate_rule(self.instance)  # the source's own error message if refused
+            except ValidationError as exc:
+                raise ValidationError(exc.message_dict) from None
+        return cleaned
+
+
+@admin.register(DetectionRule)
+class DetectionRuleAdmin(admin.ModelAdmin):
+    form = DetectionRuleForm
+    list_display = ("name", "kind", "service", "severity", "enabled", "health", "last_value", "last_evaluated_at")
+    list_filter = ("kind", "enabled", "health", "severity", "service")
+    search_fields = ("name", "query", "description")
+    readonly_fields = ("health", "last_error", "last_value", "last_evaluated_at", "last_duration_ms", "next_evaluation_at")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "service", "severity", "enabled", "description", "runbook_url", "labels")}),
+        ("Query", {"fields": ("query", "comparator", "threshold", "anomaly_method", "baseline_window_seconds")}),
+        ("Kubernetes", {"fields": ("kubernetes_condition", "kubernetes_namespace", "kubernetes_selector")}),
+        ("Timing", {"fields": ("for_seconds", "recovery_hold_seconds", "evaluation_interval_seconds")}),
+        ("Status", {"fields": readonly_fields}),
+    )
+
+
+@admin.register(AlertSource)
+class AlertSourceAdmin(admin.ModelAdmin):
+    """Creating a source (or the 'new token' action) shows its bearer token once; only a hash is kept."""
+
+    list_display = ("name", "kind", "enabled", "token_hint", "default_severity", "created_at")
+    list_filter = ("kind", "enabled")
+    readonly_fields = ("token_hint",)
+    actions = ["rotate_token"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            token = obj.set_new_token()
+            messages.warning(request, f"Bearer token for {obj.name} (shown once): {token}")
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Generate a new token (the old one stops working)")
+    def rotate_token(self, request, queryset):
+        for source in queryset:
+            token = source.set_new_token()
+            source.save(update_fields=["token_hash", "token_hint"])
+            messages.warning(request, f"New bearer token for {source.name} (shown once): {token}")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("name", "service", "severity", "state", "value", "incident", "updated_at")
+    list_filter = ("state", "severity", "rule", "source")
+    search_fields = ("name", "fingerprint")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,111 @@
+"""Parsing of external alert webhooks (Alertmanager v4, Grafana Alerting) into one shape.
+
+One declarative parser per integration, as Grafana OnCall does: what a payload must contain,
+how its alerts map onto ours. Unknown fields are ignored; missing or mistyped required fields
+raise IntakeError with the reason, before anything is written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.dateparse import parse_datetime
+
+from incidents.models import Severity
+
+from .models import AlertSourceKind
+
+SERVICE_LABELS = ("service", "sloth_service", "app", "app_kubernetes_io_name", "job")
+SEVERITY_WORDS = {
+    "critical": Severity.CRITICAL, "page": Severity.CRITICAL, "p1": Severity.CRITICAL,
+    "high": Severity.HIGH, "error": Severity.HIGH, "major": Severity.HIGH, "p2": Severity.HIGH,
+    "warning": Severity.MEDIUM, "medium": Severity.MEDIUM, "ticket": Severity.MEDIUM, "p3": Severity.MEDIUM,
+    "info": Severity.LOW, "low": Severity.LOW, "minor": Severity.LOW, "p4": Severity.LOW,
+}
+MAX_ALERTS = 1000
+
+
+class IntakeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExternalAlert:
+    fingerprint: str
+    name: str
+    firing: bool
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    severity: str | None
+    service_slug: str | None
+    value: float | None = None
+
+
+def _time(value, field: str) -> datetime | None:
+    if value in (None, "", "0001-01-01T00:00:00Z"):
+        return None
+    if not isinstance(value, str):
+        raise IntakeError(f"{field} must be an RFC 3339 string")
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise IntakeError(f"{field} is not an RFC 3339 time: {value!r}")
+    return parsed
+
+
+def _string_map(value, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise IntakeError(f"{field} must be an object of strings")
+    return value
+
+
+def _parse_alert(item, index: int) -> ExternalAlert:
+    where = f"alerts[{index}]"
+    if not isinstance(item, dict):
+        raise IntakeError(f"{where} must be an object")
+    status = item.get("status")
+    if status not in ("firing", "resolved"):
+        raise IntakeError(f"{where}.status must be 'firing' or 'resolved'")
+    labels = _string_map(item.get("labels"), f"{where}.labels")
+    if not labels:
+        raise IntakeError(f"{where}.labels must not be empty")
+    fingerprint = item.get("fingerprint")
+    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint or len(fingerprint) > 120):
+        raise IntakeError(f"{where}.fingerprint must be a non-empty string")
+    if fingerprint is None:  # older senders: derive it from the label set, as Alertmanager does
+        fingerprint = "labels:" + ",".join(f"{k}={labels[k]}" for k in sorted(labels))[:110]
+    service = next((labels[k] for k in SERVICE_LABELS if labels.get(k)), None)
+    values = item.get("values")
+    value = None
+    if isinstance(values, dict):
+        numbers = [v for v in values.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        value = float(numbers[0]) if numbers else None
+    return ExternalAlert(
+        fingerprint=fingerprint,
+        name=labels.get("alertname", "external alert")[:300],
+        firing=status == "firing",
+        labels=labels,
+        annotations=_string_map(item.get("annotations"), f"{where}.annotations"),
+        starts_at=_time(item.get("startsAt"), f"{where}.startsAt"),
+        ends_at=_time(item.get("endsAt"), f"{where}.endsAt"),
+        severity=SEVERITY_WORDS.get(labels.get("severity", "").lower()),
+        service_slug=service,
+        value=value,
+    )
+
+
+def parse_webhook(kind: str, payload) -> list[ExternalAlert]:
+    """Both senders share the Alertmanager envelope; Grafana adds fields we may ignore."""
+    if not isinstance(payload, dict):
+        raise IntakeError("the body must be a JSON object")
+    if kind == AlertSourceKind.ALERTMANAGER and str(payload.get("version", "4")) != "4":
+        raise IntakeError(f"unsupported Alertmanager webhook version {payload.get('version')!r}; expected '4'")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list) or not alerts:
+        raise IntakeError("'alerts' must be a non-empty list")
+    if len(alerts) > MAX_ALERTS:
+        raise IntakeError(f"too many alerts in one delivery ({len(alerts)} > {MAX_ALERTS})")
+    return [_parse_alert(item, i) for i, item in enumerate(alerts)]
