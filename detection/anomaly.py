@@ -1,0 +1,543 @@
+"""Streaming (causal) anomaly detectors for metric series.
+
+Pure Python + numpy; no Django, no database. The rule engine fetches a series
+with a Prometheus range query (timestamps in seconds, float values) and calls
+one of the detectors below.
+
+Common contract (:class:`Detector`)
+-----------------------------------
+* ``score(timestamps, values) -> np.ndarray``: an anomaly score in [0, 1] per
+  point, computed **only from data up to and including that point** (no
+  look-ahead: changing a future point never changes a past score). A score of
+  0.5 is exactly the detector's threshold (``score >= 0.5`` <=> anomalous).
+  Points that cannot be scored (missing value, not enough history) get 0.0.
+* ``detect(timestamps, values) -> np.ndarray[bool]``: alarm points, i.e.
+  ``score >= 0.5`` *and* not within the detector's suppression window after a
+  previous alarm (hysteresis for event-style consumers such as the NAB bench).
+* ``evaluate_latest(timestamps, values) -> AnomalyResult``: the latest point vs
+  its baseline, for the rule engine. ``anomalous`` reflects the *current*
+  condition (score >= 0.5) and is **not** suppressed: the rule engine's own
+  ``for`` / recovery-hold state machine provides alert hysteresis, and
+  suppressing a sustained anomaly here would make alerts flap.
+  When the series is too short, ``status == "insufficient_data"`` and
+  ``anomalous`` is False; when the latest value is missing, ``status ==
+  "missing"``.
+* ``is_anomalous(timestamps, values) -> bool``: ``evaluate_latest(...).anomalous``.
+
+Units: every window is a number of *samples* (so it scales with the series'
+own sampling interval, e.g. a 288-sample baseline is one day at 5 min and 72
+minutes at 15 s); seasonal periods are wall-clock (day, week) because that is
+what seasonality is. Timestamps may be irregular, may contain gaps,
+duplicates or a backward step; values may contain NaN (missing), which are
+skipped in every baseline statistic.
+
+Score mapping: each detector computes a deviation ``z`` in units of its
+baseline spread and maps ``e = |z| / threshold`` to ``e**4 / (1 + e**4)``:
+0.5 at the threshold, about 0.06 at half of it, about 0.94 at twice it.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * 1.4826 = sigma
+DAY = 86400.0
+WEEK = 7 * DAY
+
+__all__ = [
+    "AnomalyResult",
+    "Detector",
+    "RollingZScoreDetector",
+    "RobustMADDetector",
+    "SeasonalDetector",
+    "EnsembleDetector",
+    "default_detector",
+    "sampling_interval",
+    "DETECTORS",
+    "make_detector",
+]
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Verdict on the latest point of a series.
+
+    score      anomaly score in [0, 1] (0.5 = threshold)
+    anomalous  score >= 0.5 (and status == "ok")
+    expected   baseline value the latest point was compared against (NaN if none)
+    deviation  latest value - expected, in the series' units (NaN if none)
+    method     which model produced the verdict ("zscore", "robust",
+               "seasonal-daily", "seasonal-weekly", "ensemble:<...>")
+    detail     extra numbers: z, spread, threshold, n_points, reason, ...
+    status     "ok" | "insufficient_data" | "missing"
+    """
+
+    score: float
+    anomalous: bool
+    expected: float
+    deviation: float
+    method: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+
+    @property
+    def enough_data(self) -> bool:
+        return self.status == "ok"
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: str
+
+    def score(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray: ...
+
+    def detect(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray: ...
+
+    def evaluate_latest(self, timestamps: np.ndarray, values: np.ndarray) -> AnomalyResult: ...
+
+    def is_anomalous(self, timestamps: np.ndarray, values: np.ndarray) -> bool: ...
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_arrays(timestamps, values) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(timestamps)
+    if np.issubdtype(t.dtype, np.datetime64):
+        t = t.astype("datetime64[ns]").astype(np.int64) / 1e9
+    t = np.asarray(t, dtype=float).ravel()
+    v = np.asarray(values, dtype=float).ravel()
+    if t.shape != v.shape:
+        raise ValueError(f"timestamps and values differ in length: {t.size} != {v.size}")
+    v = np.where(np.isfinite(v), v, np.nan)
+    return t, v
+
+
+def sampling_interval(timestamps) -> float:
+    """Typical step between samples (median of positive differences), seconds.
+
+    The median ignores gaps, duplicates and a backward step. Returns NaN when
+    fewer than two distinct timestamps exist."""
+    t = np.asarray(timestamps, dtype=float)
+    d = np.diff(t)
+    d = d[d > 0]
+    return float(np.median(d)) if d.size else float("nan")
+
+
+def _score_from_excess(e: np.ndarray) -> np.ndarray:
+    """Map e = |z| / threshold (>= 0) to [0, 1], 0.5 at e == 1."""
+    e = np.nan_to_num(np.abs(e), nan=0.0, posinf=1e6)
+    e4 = np.minimum(e, 1e3) ** 4
+    return e4 / (1.0 + e4)
+
+
+def _past_rows(x: np.ndarray, window: int, start: int) -> np.ndarray:
+    """Rows r = x[i-window:i] for i in [start, n), NaN-padded on the left (a view)."""
+    padded = np.concatenate([np.full(window, np.nan), x])
+    return sliding_window_view(padded, window)[start : x.size]
+
+
+def _row_median(sorted_rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of rows already sorted with NaN last, `counts` finite values per row."""
+    c = np.maximum(counts, 1)
+    lo = np.take_along_axis(sorted_rows, ((c - 1) // 2)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(sorted_rows, (c // 2)[:, None], axis=1)[:, 0]
+    med = 0.5 * (lo + hi)
+    return np.where(counts > 0, med, np.nan)
+
+
+def _rolling_median_mad(
+    x: np.ndarray, window: int, min_count: int, start: int = 0, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, MAD and finite-count of the `window` samples *before* each point
+    (the point itself excluded), for points start..n-1. NaN where fewer than
+    `min_count` finite samples exist."""
+    n = x.size
+    m = n - start
+    med = np.full(m, np.nan)
+    mad = np.full(m, np.nan)
+    cnt = np.zeros(m, dtype=int)
+    if m <= 0:
+        return med, mad, cnt
+    rows_all = _past_rows(x, window, start)
+    for a in range(0, m, chunk):
+        rows = np.sort(rows_all[a : a + chunk], axis=1)
+        c = np.sum(~np.isnan(rows), axis=1)
+        md = _row_median(rows, c)
+        dev = np.sort(np.abs(rows - md[:, None]), axis=1)
+        ma = _row_median(dev, c)
+        ok = c >= min_count
+        med[a : a + chunk] = np.where(ok, md, np.nan)
+        mad[a : a + chunk] = np.where(ok, ma, np.nan)
+        cnt[a : a + chunk] = c
+    return med, mad, cnt
+
+
+def _rolling_mean_std(
+    x: np.ndarray, window: int, min_count: int, start: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and (sample) std of the `window` samples before each point (point excluded)."""
+    rows = _past_rows(x, window, start)
+    c = np.sum(~np.isnan(rows), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(rows, axis=1) / c
+        var = np.nansum((rows - mean[:, None]) ** 2, axis=1) / np.maximum(c - 1, 1)
+    ok = c >= min_count
+    return np.where(ok, mean, np.nan), np.where(ok, np.sqrt(var), np.nan), c
+
+
+def _trailing_median(x: np.ndarray, length: int, start: int) -> np.ndarray:
+    """Median of x[i-length+1 : i+1] (the point and the length-1 before it), NaN-aware."""
+    padded = np.concatenate([np.full(length - 1, np.nan), x])
+    rows = np.sort(sliding_window_view(padded, length)[start : x.size], axis=1)
+    c = np.sum(~np.isnan(rows), axis=1)
+    return _row_median(rows, c)
+
+
+def _suppress(alarm_candidates: np.ndarray, suppression: int, rearm: int = 0) -> np.ndarray:
+    """Hysteresis: one alarm per episode, at most one per `suppression` samples.
+
+    An episode is a run of above-threshold points in which gaps are shorter than
+    `rearm` samples; it alarms at its first point unless that point is within
+    `suppression` samples after the previous alarm. A sustained anomaly
+    therefore alarms once, not once per suppression window."""
+    out = np.zeros(alarm_candidates.size, dtype=bool)
+    idx = np.flatnonzero(alarm_candidates)
+    if suppression <= 0 and rearm <= 0:
+        out[idx] = True
+        return out
+    last_alarm = -(10**12)
+    last_hot = -(10**12)
+    for i in idx:
+        new_episode = i - last_hot > rearm
+        if new_episode and i - last_alarm > suppression:
+            out[i] = True
+            last_alarm = i
+        last_hot = i
+    return out
+
+
+@dataclass
+class _Analysis:
+    """Per-point internals shared by the detectors (arrays cover points start..n-1)."""
+
+    z: np.ndarray  # signed deviation in spreads (NaN = unscorable)
+    expected: np.ndarray
+    spread: np.ndarray
+    method: np.ndarray  # object array of method names
+    threshold: float
+
+
+# --------------------------------------------------------------------------- base
+
+
+class _BaseDetector:
+    name = "base"
+    #: samples of history needed before the first score (documented per detector)
+    min_history: int = 30
+    suppression: int = 0
+    rearm: int = 0
+
+    def __init__(self, *, min_spread_rel: float = 0.01, min_spread_abs: float = 1e-9):
+        self.min_spread_rel = float(min_spread_rel)
+        self.min_spread_abs = float(min_spread_abs)
+
+    # subclasses implement
+    def _analyze(self, t: np.ndarray, v: np.ndarray, start: int) -> _Analysis:  # pragma: no cover
+        raise NotImplementedError
+
+    def _lookback(self) -> int:
+        """Samples of history evaluate_latest needs (it analyses only the tail)."""
+        return self.min_history
+
+    def _floor(self, level: np.ndarray) -> np.ndarray:
+        """Minimum spread: `min_spread_rel` of the baseline level's magnitude, at least
+        `min_spread_abs`. Stops flat series (MAD = 0) from turning tiny blips into huge z."""
+        return np.maximum(self.min_spread_rel * np.abs(np.nan_to_num(level)), self.min_spread_abs)
+
+    def _scores_from(self, a: _Analysis) -> np.ndarray:
+        return _score_from_excess(a.z / a.threshold)
+
+    def score(self, timestamps, values) -> np.ndarray:
+        t, v = _as_arrays(timestamps, values)
+        if v.size == 0:
+            return np.zeros(0)
+        return self._scores_from(self._analyze(t, v, 0))
+
+    def detect(self, timestamps, values) -> np.ndarray:
+        return _suppress(self.score(timestamps, values) >= 0.5, self.suppression, self.rearm)
+
+    def is_anomalous(self, timestamps, values) -> bool:
+        return self.evaluate_latest(timestamps, values).anomalous
+
+    def evaluate_latest(self, timestamps, values) -> AnomalyResult:
+        t, v = _as_arrays(timestamps, values)
+        n = v.size
+        n_finite = int(np.sum(~np.isnan(v[:-1]))) if n else 0
+        base = {"n_points": n, "n_finite_history": n_finite, "min_history": self.min_history}
+        if n == 0 or n_finite < self.min_history:
+            return AnomalyResult(
+                0.0, False, float("nan"), float("nan"), self.name,
+                {**base, "reason": f"not enough data: {n_finite} finite points before the latest, "
+                                   f"need {self.min_history}"},
+                status="insufficient_data",
+            )
+        if np.isnan(v[-1]):
+            return AnomalyResult(
+                0.0, False, float("nan"), float("nan"), self.name,
+                {**base, "reason": "latest value is missing (NaN)"}, status="missing",
+            )
+        # analyse only the tail the latest verdict depends on (cheap for the rule engine)
+        keep = min(n, self._lookback() + 1)
+        a = self._analyze(t[n - keep :], v[n - keep :], keep - 1)
+        z = float(a.z[-1])
+        if np.isnan(z):
+            return AnomalyResult(
+                0.0, False, float("nan"), float("nan"), self.name,
+                {**base, "reason": "not enough finite data in the baseline window"},
+                status="insufficient_data",
+            )
+        s = float(_score_from_excess(np.array([z / a.threshold]))[0])
+        exp = float(a.expected[-1])
+        return AnomalyResult(
+            score=s,
+            anomalous=s >= 0.5,
+            expected=exp,
+            deviation=float(v[-1] - exp) if np.isfinite(exp) else float("nan"),
+            method=str(a.method[-1]),
+            detail={**base, "z": z, "spread": float(a.spread[-1]), "threshold": a.threshold},
+        )
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+class RollingZScoreDetector(_BaseDetector):
+    """Rolling z-score ("windowed Gaussian").
+
+    z = (x - mean) / std over the previous `window` samples (the point itself
+    excluded). Assumes the recent past is roughly stationary and Gaussian;
+    mean and std are *not* robust, so an earlier spike inflates std and masks
+    the next anomalies for a window, and a flat series would give std = 0
+    (guarded by the same minimum-spread floor as the robust detector).
+    Needs `min_history` finite samples (default: a quarter of the window, >= 10).
+    """
+
+    name = "zscore"
+
+    def __init__(self, window: int = 288, threshold: float = 3.0, min_history: int | None = None,
+                 suppression: int = 0, **kw):
+        super().__init__(**kw)
+        self.window = int(window)
+        self.threshold = float(threshold)
+        self.min_history = int(min_history if min_history is not None else max(10, self.window // 4))
+        self.suppression = int(suppression)
+
+    def _lookback(self) -> int:
+        return self.window
+
+    def _analyze(self, t, v, start):
+        mean, std, _ = _rolling_mean_std(v, self.window, self.min_history, start)
+        spread = np.maximum(std, self._floor(mean))
+        z = (v[start:] - mean) / spread
+        return _Analysis(z, mean, spread, np.full(z.size, self.name, dtype=object), self.threshold)
+
+
+class RobustMADDetector(_BaseDetector):
+    """Rolling median / MAD detector.
+
+    expected = median of the previous `window` samples; spread = 1.4826 * MAD
+    (= sigma for Gaussian noise), floored at `min_spread_rel` * |median| and
+    `min_spread_abs` so a flat series (MAD = 0) does not turn a tiny blip into
+    an enormous z. Median and MAD ignore up to half the window being outliers,
+    so one incident does not mask the next. Assumes no seasonality within the
+    window (use SeasonalDetector for daily/weekly patterns).
+    """
+
+    name = "robust"
+
+    def __init__(self, window: int = 288, threshold: float = 5.0, min_history: int | None = None,
+                 suppression: int = 0, **kw):
+        super().__init__(**kw)
+        self.window = int(window)
+        self.threshold = float(threshold)
+        self.min_history = int(min_history if min_history is not None else max(10, self.window // 4))
+        self.suppression = int(suppression)
+
+    def _lookback(self) -> int:
+        return self.window
+
+    def _robust(self, v, start):
+        med, mad, _ = _rolling_median_mad(v, self.window, self.min_history, start)
+        spread = np.maximum(MAD_TO_SIGMA * mad, self._floor(med))
+        return med, spread
+
+    def _analyze(self, t, v, start):
+        med, spread = self._robust(v, start)
+        z = (v[start:] - med) / spread
+        return _Analysis(z, med, spread, np.full(z.size, self.name, dtype=object), self.threshold)
+
+
+class SeasonalDetector(RobustMADDetector):
+    """Same-time-of-day / same-time-of-week baseline, falling back to robust.
+
+    For each point the seasonal expectation is the median, over the previous
+    `max_periods` days (or weeks), of the samples nearest to the same phase
+    (t - k*period, within `tolerance` sampling intervals, each smoothed with
+    its two neighbours). It is used only when (a) at least `min_periods`
+    earlier periods exist and (b) it explains the data: the MAD of its past
+    residuals must be below `gain` x the robust spread of the raw window.
+    Otherwise the detector is exactly RobustMADDetector. Daily vs weekly is
+    chosen per point the same way (weekly must beat daily by `gain` too), so a
+    series without a pattern, or too short to show one, stays robust.
+    Residuals are re-centred on their own rolling median (absorbs slow trend).
+    Assumes the pattern repeats in wall-clock time (timestamps in seconds).
+    """
+
+    name = "seasonal"
+
+    def __init__(self, window: int = 288, threshold: float = 5.0, min_history: int | None = None,
+                 suppression: int = 0, periods: tuple[float, ...] = (DAY, WEEK), min_periods: int = 3,
+                 max_periods: int = 4, tolerance: float = 1.0, gain: float = 0.7, **kw):
+        super().__init__(window, threshold, min_history, suppression, **kw)
+        self.periods = tuple(float(p) for p in periods)
+        self.min_periods = int(min_periods)
+        self.max_periods = int(max_periods)
+        self.tolerance = float(tolerance)
+        self.gain = float(gain)
+
+    def _lookback(self) -> int:
+        # evaluate_latest gets a tail; seasonal needs max_periods * longest period of
+        # history, which depends on the sampling interval -> use everything.
+        return 10**12
+
+    def _seasonal_expected(self, t, v, period, start, dt):
+        n = v.size
+        tm = np.maximum.accumulate(t)  # tolerate a backward step: searchsorted needs order
+        idx = np.arange(start, n)
+        # neighbour-smoothed values (median of i-1, i, i+1), causal use only (j+1 < i)
+        padded = np.concatenate([[np.nan], v, [np.nan]])
+        smooth = np.nanmedian(sliding_window_view(padded, 3), axis=1) if n else v
+        cols = []
+        for k in range(1, self.max_periods + 1):
+            target = t[idx] - k * period
+            j = np.clip(np.searchsorted(tm, target), 1, max(n - 1, 1))
+            jl = j - 1
+            pick = np.where(np.abs(tm[jl] - target) <= np.abs(tm[j] - target), jl, j)
+            ok = (np.abs(tm[pick] - target) <= self.tolerance * dt) & (pick + 1 < idx)
+            cols.append(np.where(ok, smooth[pick], np.nan))
+        vals = np.stack(cols, axis=1)
+        cnt = np.sum(~np.isnan(vals), axis=1)
+        with warnings.catch_warnings():  # all-NaN rows -> NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            exp = np.nanmedian(vals, axis=1)
+        return np.where(cnt >= self.min_periods, exp, np.nan)
+
+    def _analyze(self, t, v, start):
+        n = v.size
+        med, spread = self._robust(v, start)
+        z_best = (v[start:] - med) / spread
+        exp_best = med.copy()
+        spread_best = spread.copy()
+        method = np.full(n - start, "robust", dtype=object)
+        dt = sampling_interval(t)
+        if not np.isfinite(dt) or n < 3:
+            return _Analysis(z_best, exp_best, spread_best, method, self.threshold)
+        span = np.nanmax(t) - np.nanmin(t)
+        for period, label in zip(self.periods, ("daily", "weekly", "p3", "p4")):
+            if span < self.min_periods * period or period < 4 * dt:
+                continue
+            # seasonal expectation for every point (residual statistics need the past ones)
+            exp_all = self._seasonal_expected(t, v, period, 0, dt)
+            resid = v - exp_all
+            rmed, rmad, _ = _rolling_median_mad(resid, self.window, self.min_history, start)
+            rspread = np.maximum(MAD_TO_SIGMA * rmad, self._floor(med))
+            better = np.isfinite(exp_all[start:]) & np.isfinite(rspread) & (rspread < self.gain * spread_best)
+            expected = exp_all[start:] + rmed
+            zs = (v[start:] - expected) / rspread
+            z_best = np.where(better, zs, z_best)
+            exp_best = np.where(better, expected, exp_best)
+            spread_best = np.where(better, rspread, spread_best)
+            method = np.where(better, f"seasonal-{label}", method)
+        return _Analysis(z_best, exp_best, spread_best, method, self.threshold)
+
+
+class EnsembleDetector(SeasonalDetector):
+    """The product default: seasonal-or-robust point score + level-shift score + hysteresis.
+
+    * point component: SeasonalDetector's z (robust median/MAD over the last
+      `window` samples unless a daily/weekly pattern is established and
+      explains the data better), threshold `threshold` (5 robust sigmas);
+    * change component: the median of the last `shift_len` point z-scores
+      (each against its own past baseline, so still causal), threshold
+      `shift_threshold` (4): a sustained moderate level shift is as
+      suspicious as one large spike, and a median of 6 is not moved by a
+      single spike;
+    * combined excess e = max(|z_point| / threshold, |z_shift| / shift_threshold),
+      score = e^4 / (1 + e^4) (0.5 at the threshold);
+    * `detect()` alarms once per episode (above-threshold points separated by
+      less than `rearm` samples) and at most once per `suppression` samples;
+      `evaluate_latest()` is not suppressed (the rule engine has `for` and a
+      recovery hold).
+
+    All parameters are fixed for every series and expressed in samples of the
+    series' own sampling interval (defaults: 288-sample baseline = one day at
+    5-minute resolution, 72 min at 15 s; suppression = half a baseline).
+    Assumes: anomalies are departures from the recent (or same-phase) level
+    that are large relative to the recent noise; slow drifts are absorbed
+    within about half a baseline window (a level shift alarms, then becomes
+    the new normal).
+    """
+
+    name = "ensemble"
+
+    def __init__(self, window: int = 288, threshold: float = 5.0, min_history: int | None = None,
+                 suppression: int = 144, rearm: int = 12, shift_len: int = 6,
+                 shift_threshold: float = 4.0, **kw):
+        super().__init__(window, threshold, min_history, suppression, **kw)
+        self.rearm = int(rearm)
+        self.shift_len = int(shift_len)
+        self.shift_threshold = float(shift_threshold)
+
+    def _analyze(self, t, v, start):
+        s0 = max(0, start - self.shift_len + 1)
+        a = super()._analyze(t, v, s0)
+        zshift = _trailing_median(a.z, self.shift_len, 0)[start - s0 :]
+        zp = a.z[start - s0 :]
+        e_point = np.abs(zp) / self.threshold
+        e_shift = np.abs(zshift) / self.shift_threshold
+        e = np.fmax(e_point, e_shift)
+        e = np.where(np.isnan(zp), np.nan, e)  # missing point -> unscorable
+        method = np.where(
+            e_shift > e_point,
+            np.array(["ensemble:shift"] * e.size, dtype=object),
+            np.array(["ensemble:" + str(m) for m in a.method[start - s0 :]], dtype=object),
+        )
+        # express the combined excess as an equivalent point z (sign of the point deviation)
+        z = np.sign(np.nan_to_num(zp)) * e * self.threshold
+        return _Analysis(z, a.expected[start - s0 :], a.spread[start - s0 :], method, self.threshold)
+
+
+DETECTORS = {
+    "zscore": RollingZScoreDetector,
+    "robust": RobustMADDetector,
+    "seasonal": SeasonalDetector,
+    "ensemble": EnsembleDetector,
+}
+
+
+def make_detector(kind: str = "ensemble", **params) -> _BaseDetector:
+    """Build a detector by name (rule engine helper): zscore | robust | seasonal | ensemble."""
+    try:
+        return DETECTORS[kind](**params)
+    except KeyError:
+        raise ValueError(f"unknown detector {kind!r}; choose from {sorted(DETECTORS)}") from None
+
+
+def default_detector() -> EnsembleDetector:
+    """The detector the product uses for anomaly rules (and the NAB bench scores)."""
+    return EnsembleDetector()
