@@ -5,9 +5,9 @@ from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F
+from django.db.models import Avg, Case, Count, DurationField, ExpressionWrapper, F, IntegerField, Prefetch, Q, Value, When
 
-from .models import Incident, Service, Status
+from .models import Incident, Service, Severity, Status
 
 
 def incident_counts_by_status_and_severity() -> dict[tuple[str, str], int]:
@@ -106,3 +106,49 @@ def active_incidents():
 
 def resolved_recently(limit: int = 20):
     return Incident.objects.filter(status=Status.RESOLVED).order_by("-resolved_at")[:limit]
+
+
+SEVERITY_ORDER = Case(
+    *(When(severity=s, then=Value(Severity.rank(s))) for s in Severity.values), default=Value(0), output_field=IntegerField()
+)
+
+
+def control_room_incidents(*, status: str = "active", severity: str = "", service: Service | None = None):
+    """The incident list of the control room: active first, then the worst, then the newest."""
+    qs = Incident.objects.select_related("primary_service", "commander").prefetch_related(
+        Prefetch("affected_services", queryset=Service.objects.only("id", "slug", "name").order_by("slug"))
+    )
+    if status == "active":
+        qs = qs.active()
+    elif status != "all":
+        qs = qs.filter(status=status)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if service is not None:
+        qs = qs.filter(Q(primary_service=service) | Q(affected_services=service)).distinct()
+    resolved_last = Case(When(status=Status.RESOLVED, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return qs.order_by(resolved_last, SEVERITY_ORDER.desc(), "-started_at", "-id")
+
+
+def active_incidents_by_service() -> dict[int, list[dict]]:
+    """For each service id, the unresolved incidents touching it (one query), worst first."""
+    rows = (
+        Incident.affected_services.through.objects.exclude(incident__status=Status.RESOLVED)
+        .values("service_id", "incident_id", "incident__severity", "incident__status")
+    )
+    by_service: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_service[row["service_id"]].append(
+            {"id": row["incident_id"], "key": f"INC-{row['incident_id']}", "severity": row["incident__severity"],
+             "status": row["incident__status"]}
+        )
+    for incidents in by_service.values():
+        incidents.sort(key=lambda i: (-Severity.rank(i["severity"]), i["id"]))
+    return by_service
+
+
+def service_catalog():
+    return Service.objects.prefetch_related(
+        Prefetch("depends_on", queryset=Service.objects.only("id", "slug").order_by("slug")),
+        Prefetch("dependents", queryset=Service.objects.only("id", "slug").order_by("slug")),
+    ).order_by("tier", "slug")

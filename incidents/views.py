@@ -1,31 +1,231 @@
-"""Control room pages for incidents (server-rendered; live updates arrive over /ws/incidents/)."""
-from django.shortcuts import get_object_or_404, render
+"""Control room pages for incidents and services (server-rendered, HTMX partials).
+
+Pages are split into regions, each a partial template that can be fetched on its own
+(`incident_region`). Live events arrive over /ws/incidents/ and only tell the page *which* region
+to fetch again (static/js/live.js), so the HTML is always rendered here and never in the browser.
+Writes go through incidents.services; roles through reliability_studio.access.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from reliability_studio.access import Role, role_required
 
-from . import selectors
-from .models import Incident
+from . import selectors, services
+from .errors import DomainError
+from .forms import ACTIVE, CommentForm, IncidentFilterForm, TaskForm
+from .graph import layout_blast_radius
+from .models import Incident, Status, Task
+
+LIST_LIMIT = 200
 
 
+def _is_htmx(request) -> bool:
+    # A history-restore request wants the whole page back, not a fragment.
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+# --- incident list -------------------------------------------------------------------------------
+
+@require_GET
 @role_required(Role.VIEWER)
 def incident_list(request):
-    return render(
-        request,
-        "incidents/list.html",
-        {"active": selectors.active_incidents()[:200], "recent": selectors.resolved_recently(10)},
-    )
+    form = IncidentFilterForm(request.GET)
+    filters = form.filters()
+    context = {
+        "form": form,
+        "incidents": selectors.control_room_incidents(**filters)[:LIST_LIMIT],
+        "show_recent": filters["status"] == ACTIVE,
+        "filtered": bool(filters["severity"] or filters["service"]) or filters["status"] != ACTIVE,
+        "recent": selectors.resolved_recently(10) if filters["status"] == ACTIVE else (),
+    }
+    template = "incidents/_incident_table.html" if _is_htmx(request) else "incidents/list.html"
+    return render(request, template, context)
 
 
+# --- incident page -------------------------------------------------------------------------------
+
+def _header(request, incident: Incident) -> dict:
+    return {"incident": incident, "statuses": Status}
+
+
+def _summary(request, incident: Incident) -> dict:
+    return {"incident": incident}
+
+
+def _blast_radius(request, incident: Incident) -> dict:
+    affected = {s.pk for s in incident.affected_services.all()}
+    if incident.primary_service_id:
+        affected.add(incident.primary_service_id)
+    radius = selectors.incident_blast_radius(incident)
+    return {
+        "incident": incident,
+        "graph": layout_blast_radius(affected, {s.pk: d for s, d in radius}),
+        "blast_radius": radius,
+        "affected_count": len(affected),
+    }
+
+
+def _timeline(request, incident: Incident) -> dict:
+    return {"incident": incident, "timeline": incident.timeline.order_by("-occurred_at", "-id")}
+
+
+def _tasks(request, incident: Incident) -> dict:
+    return {"incident": incident, "tasks": incident.tasks.select_related("owner")}
+
+
+def _panel(request, incident: Incident) -> dict:
+    # SLO impact, evidence, hypotheses and actions: their apps are being built; until their data
+    # exists the panels say so honestly (see the templates) and refresh on the apps' events.
+    return {"incident": incident}
+
+
+# Region name → (template, context builder). The incident page renders all of them; the live
+# script fetches one when an event says it changed.
+REGIONS: dict[str, tuple[str, Callable[..., dict]]] = {
+    "header": ("incidents/_header.html", _header),
+    "summary": ("incidents/_summary.html", _summary),
+    "blast-radius": ("incidents/_blast_radius.html", _blast_radius),
+    "slo-impact": ("incidents/_slo_impact.html", _panel),
+    "evidence": ("incidents/_evidence.html", _panel),
+    "hypotheses": ("incidents/_hypotheses.html", _panel),
+    "actions": ("incidents/_actions.html", _panel),
+    "timeline": ("incidents/_timeline.html", _timeline),
+    "tasks": ("incidents/_tasks.html", _tasks),
+}
+
+
+def _incident(pk: int) -> Incident:
+    return get_object_or_404(Incident.objects.select_related("primary_service", "commander"), pk=pk)
+
+
+@require_GET
 @role_required(Role.VIEWER)
 def incident_detail(request, pk: int):
-    incident = get_object_or_404(Incident.objects.select_related("primary_service", "commander"), pk=pk)
-    return render(
-        request,
-        "incidents/detail.html",
-        {
-            "incident": incident,
-            "timeline": incident.timeline.all(),
-            "tasks": incident.tasks.select_related("owner"),
-            "blast_radius": selectors.incident_blast_radius(incident),
-        },
-    )
+    incident = _incident(pk)
+    context = {"incident": incident}
+    for _template, build in REGIONS.values():
+        context.update(build(request, incident))
+    return render(request, "incidents/detail.html", context)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def incident_region(request, pk: int, region: str):
+    if region not in REGIONS:
+        raise Http404("no such region")
+    template, build = REGIONS[region]
+    return render(request, template, build(request, _incident(pk)))
+
+
+def _region_response(request, incident: Incident, region: str, *, error: str = "", trigger: str = ""):
+    """Answer an htmx write with the fresh region (and the error inline); plain forms get a redirect."""
+    if not _is_htmx(request):
+        if error:
+            messages.error(request, error)
+        return redirect("incidents:detail", pk=incident.pk)
+    template, build = REGIONS[region]
+    context = build(request, _incident(incident.pk)) | {"error": error}
+    # 409/422 are swapped too (htmx-config in base.html) so the message appears where the user acted.
+    response = render(request, template, context, status=409 if error else 200)
+    if trigger and not error:
+        # Refresh dependent regions at once, even if this browser's WebSocket is down right now.
+        response["HX-Trigger"] = trigger
+    return response
+
+
+ACTIONS = {
+    "acknowledge": lambda incident, user: services.acknowledge_incident(incident=incident, user=user),
+    "mitigate": lambda incident, user: services.transition_incident(incident=incident, to=Status.MITIGATED, user=user),
+    "resolve": lambda incident, user: services.transition_incident(incident=incident, to=Status.RESOLVED, user=user),
+    "reopen": lambda incident, user: services.transition_incident(incident=incident, to=Status.OPEN, user=user),
+    "investigate": lambda incident, user: services.transition_incident(
+        incident=incident, to=Status.INVESTIGATING, user=user
+    ),
+}
+
+
+@require_POST
+@role_required(Role.RESPONDER)
+def incident_action(request, pk: int, action: str):
+    if action not in ACTIONS:
+        raise Http404("no such action")
+    incident = _incident(pk)
+    try:
+        ACTIONS[action](incident, request.user)
+    except (DomainError, ValidationError) as exc:
+        return _region_response(request, incident, "header", error=_error_text(exc))
+    return _region_response(request, incident, "header", trigger="rs-timeline-appended")
+
+
+def _form_response(request, incident: Incident, *, error: str = "", trigger: str = ""):
+    """Answer a comment/task form: the error slot's content (empty on success) and, on success, the
+    event that makes the page fetch the region that changed at once, even if this browser's
+    WebSocket is down right now. The form itself is outside the live region so typing survives."""
+    if not _is_htmx(request):
+        if error:
+            messages.error(request, error)
+        return redirect("incidents:detail", pk=incident.pk)
+    response = render(request, "incidents/_form_error.html", {"error": error}, status=422 if error else 200)
+    if trigger and not error:
+        response["HX-Trigger"] = trigger
+    return response
+
+
+@require_POST
+@role_required(Role.RESPONDER)
+def add_comment(request, pk: int):
+    incident = _incident(pk)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        return _form_response(request, incident, error="A comment cannot be empty.")
+    try:
+        services.add_comment(incident=incident, user=request.user, message=form.cleaned_data["message"])
+    except ValidationError as exc:
+        return _form_response(request, incident, error=_error_text(exc))
+    return _form_response(request, incident, trigger="rs-timeline-appended")
+
+
+@require_POST
+@role_required(Role.RESPONDER)
+def add_task(request, pk: int):
+    incident = _incident(pk)
+    form = TaskForm(request.POST)
+    if not form.is_valid():
+        return _form_response(request, incident, error="A task needs a title (up to 300 characters).")
+    try:
+        services.create_task(incident=incident, title=form.cleaned_data["title"], user=request.user)
+    except ValidationError as exc:
+        return _form_response(request, incident, error=_error_text(exc))
+    return _form_response(request, incident, trigger="rs-task-updated")
+
+
+@require_POST
+@role_required(Role.RESPONDER)
+def toggle_task(request, pk: int, task_id: int):
+    task = get_object_or_404(Task, pk=task_id, incident_id=pk)
+    services.update_task(task=task, user=request.user, done=not task.done)
+    return _region_response(request, task.incident, "tasks")
+
+
+# --- services ----------------------------------------------------------------------------------
+
+@require_GET
+@role_required(Role.VIEWER)
+def service_list(request):
+    context = {"services": selectors.service_catalog(), "health": selectors.active_incidents_by_service()}
+    template = "incidents/_service_table.html" if _is_htmx(request) else "incidents/services.html"
+    return render(request, template, context)
+

@@ -1,23 +1,94 @@
-// Live incident list: reload the table region when an incident event arrives; reconnect with backoff.
+// Live control room. One WebSocket per page (the URL is on <body data-live-url>); every event is
+// re-dispatched on <body> as an htmx trigger "rs-<event>" (incident.updated -> rs-incident-updated),
+// and each region declares which triggers make it fetch its server-rendered partial again. So the
+// browser never renders HTML itself, and a region that missed events while the socket was down
+// catches up with one GET: "rs-reconnected" fires on every (re)connection.
 (function () {
-  const table = document.getElementById("active-incidents");
-  if (!table) return;
-  let delay = 500;
+  "use strict";
+  const body = document.body;
+  const liveUrl = body.dataset.liveUrl;
+  const indicator = document.getElementById("live-status");
+  const MIN_DELAY = 500, MAX_DELAY = 10000, PING_EVERY = 25000, PONG_WITHIN = 10000;
+
+  function setState(state, text) {
+    body.dataset.liveState = state;  // tests and CSS read it
+    if (indicator) { indicator.dataset.state = state; indicator.textContent = text; }
+  }
+
   function connect() {
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/incidents/");
-    ws.onopen = () => { delay = 500; };
-    ws.onmessage = (msg) => {
-      const event = JSON.parse(msg.data).event;
-      if (event === "incident.created" || event === "incident.updated") refresh();
-    };
-    ws.onclose = () => { setTimeout(connect, delay); delay = Math.min(delay * 2, 10000); refresh(); };
+    let delay = MIN_DELAY, pingTimer = null, pongTimer = null, socket = null;
+
+    function open() {
+      setState("connecting", "connecting…");
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      socket = new WebSocket(scheme + location.host + liveUrl);
+      socket.onopen = () => {
+        delay = MIN_DELAY;
+        setState("live", "live");
+        htmx.trigger(body, "rs-reconnected");
+        pingTimer = setInterval(ping, PING_EVERY);
+      };
+      socket.onmessage = (message) => {
+        let payload;
+        try { payload = JSON.parse(message.data); } catch (e) { return; }
+        if (payload.event === "pong") { clearTimeout(pongTimer); return; }
+        if (typeof payload.event !== "string") return;
+        htmx.trigger(body, "rs-" + payload.event.replace(/\./g, "-"), payload.data || {});
+      };
+      socket.onclose = () => {
+        clearInterval(pingTimer); clearTimeout(pongTimer);
+        setState("down", "reconnecting…");
+        // Exponential backoff with jitter so a restarted server is not hit by every tab at once.
+        setTimeout(open, delay + Math.random() * delay * 0.3);
+        delay = Math.min(delay * 2, MAX_DELAY);
+      };
+    }
+
+    // A half-open connection (laptop sleep, proxy drop) never fires onclose: ping and give up
+    // on it when the pong does not come back.
+    function ping() {
+      if (socket.readyState !== WebSocket.OPEN) return;
+      socket.send(JSON.stringify({ type: "ping" }));
+      pongTimer = setTimeout(() => socket.close(), PONG_WITHIN);
+    }
+
+    open();
   }
-  async function refresh() {
-    const response = await fetch(location.href, { headers: { "X-Requested-With": "fetch" } });
-    if (!response.ok) return;
-    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-    const fresh = doc.getElementById("active-incidents");
-    if (fresh) table.replaceChildren(...fresh.childNodes);
+
+  // Responses htmx does not swap (403, 500, network errors) would otherwise fail silently.
+  const toast = document.getElementById("toast");
+  function showToast(text) {
+    if (!toast) return;
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(showToast.timer);
+    showToast.timer = setTimeout(() => { toast.hidden = true; }, 6000);
   }
-  connect();
+  body.addEventListener("htmx:responseError", (event) => {
+    const status = event.detail.xhr.status;
+    showToast(status === 403 ? "Your role does not allow this action." : `The request failed (HTTP ${status}).`);
+  });
+  body.addEventListener("htmx:sendError", () => showToast("The server cannot be reached; retrying live updates."));
+
+  // Running clocks (ages, MTTA, MTTR): elements with data-since tick every second.
+  function formatDuration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    const d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
+    const m = Math.floor(seconds % 3600 / 60), s = seconds % 60, pad = (n) => String(n).padStart(2, "0");
+    if (d) return `${d}d ${pad(h)}h`;
+    if (h) return `${h}h ${pad(m)}m`;
+    if (m) return `${m}m ${pad(s)}s`;
+    return `${s}s`;
+  }
+  function tick() {
+    const now = Date.now();
+    document.querySelectorAll("[data-since]").forEach((el) => {
+      const since = Date.parse(el.dataset.since);
+      if (!isNaN(since)) el.textContent = formatDuration((now - since) / 1000);
+    });
+  }
+  setInterval(tick, 1000);
+
+  if (liveUrl && window.WebSocket && window.htmx) connect();
+  else setState("off", "");
 })();

@@ -1,0 +1,34 @@
+// Metric charts with uPlot. A chart is server data in the page, never fetched by the browser:
+//   <div class="chart" data-chart='{"title": "...", "unit": "req/s",
+//        "x": [epoch seconds...], "series": [{"label": "incident", "values": [...]},
+//                                            {"label": "baseline", "values": [...], "dash": true}]}'></div>
+// Evidence partials (investigation) render that; htmx:load draws charts that arrive in a swap.
+(function () {
+  "use strict";
+  const COLORS = ["#f2495c", "#5794f2", "#73bf69", "#ff9830", "#b877d9"];
+
+  function draw(el) {
+    if (el.dataset.drawn || !window.uPlot) return;
+    let spec;
+    try { spec = JSON.parse(el.dataset.chart); } catch (e) { return; }
+    el.dataset.drawn = "1";
+    const axis = { stroke: "#8e8e8e", grid: { stroke: "#2c3235" }, ticks: { stroke: "#2c3235" } };
+    const options = {
+      title: spec.title || "",
+      width: Math.max(el.clientWidth, 280),
+      height: spec.height || 180,
+      series: [{}].concat(spec.series.map((s, i) => ({
+        label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 1.5, dash: s.dash ? [6, 4] : undefined,
+        value: (u, v) => v == null ? "—" : v.toFixed(3) + (spec.unit ? " " + spec.unit : ""),
+      }))),
+      axes: [Object.assign({}, axis), Object.assign({ label: spec.unit || "" }, axis)],
+      scales: { x: { time: true } },
+    };
+    new uPlot(options, [spec.x].concat(spec.series.map((s) => s.values)), el);
+  }
+
+  function drawAll(root) { (root || document).querySelectorAll("[data-chart]").forEach(draw); }
+  document.addEventListener("DOMContentLoaded", () => drawAll());
+  document.body.addEventListener("htmx:load", (event) => drawAll(event.target));
+  window.rsCharts = { draw, drawAll };
+})();
