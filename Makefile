@@ -11,6 +11,7 @@ run: install system-deps assets .env  ## Bring up web, worker, beat, Prometheus 
 	$(PY) manage.py preflight
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_catalog demo/catalog.yaml
+	$(PY) manage.py seed_detection_rules
 	$(PY) manage.py create_admin --username demo --generate-password --if-missing
 	$(PY) manage.py devstack
 
@@ -55,7 +56,7 @@ static/vendor/.installed: package.json package-lock.json scripts/vendor-assets.m
 
 # A local development .env with a generated secret (never committed; production sets the environment).
 .env:
-	@printf 'DEBUG=true\nSECRET_KEY=%s\nLOG_FORMAT=text\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@printf 'DEBUG=true\nSECRET_KEY=%s\nLOG_FORMAT=text\n# Demo: incidents resolve sooner after recovery than the production defaults.\nDETECTION_AUTO_RESOLVE_HOLD=critical=60,high=45,medium=30,low=30\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
 	@echo "wrote .env (local development settings)"
 
 clean:

@@ -90,8 +90,15 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/reliability_studio"),
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# A connection pool per process (psycopg_pool). Under ASGI every request's sync code may run on a
+# different thread, so persistent per-thread connections (CONN_MAX_AGE) would pile up until
+# PostgreSQL refuses clients; a pool bounds them. DB_POOL_MAX_SIZE=0 turns the pool off.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -70,6 +70,8 @@ class Command(BaseCommand):
 
         def pump(name, proc, color):
             for line in proc.stdout:
+                if name == "demo" and '"level":"info"' in line:
+                    continue  # one line per demo request would drown the terminal; warnings still show
                 sys.stdout.write(f"{color}{name:<{width}} |{RESET} {line}")
                 sys.stdout.flush()
 
@@ -96,7 +98,8 @@ class Command(BaseCommand):
         self.stdout.write("\nstopping: " + ", ".join(running))
         for proc in running.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                # Only the main process: Celery and daphne shut their own children down gracefully.
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for proc in running.values():
             try:
