@@ -40,6 +40,9 @@ def server_env(database_name: str, **extra: str) -> dict[str, str]:
     db = settings.DATABASES["default"]
     env = dict(os.environ)
     env.update(
+        # A queue of this run's own: a developer's running worker must never take test tasks.
+        CELERY_TASK_DEFAULT_QUEUE=f"rs-test-{os.getpid()}",
+        CELERY_TASK_ALWAYS_EAGER="false",
         DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database_name}",
         REDIS_URL=settings.REDIS_URL,
         CHANNEL_PREFIX=settings.CHANNEL_PREFIX,
@@ -98,9 +101,8 @@ def login(base_url: str, username: str, password: str) -> requests.Session:
 class CeleryWorker:
     """A real Celery worker process (prefork) consuming from a queue of its own."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 4, queue: str | None = None):
-        self.queue = queue or f"test-{free_port()}"
-        env = dict(env, CELERY_TASK_DEFAULT_QUEUE=self.queue)
+    def __init__(self, env: dict[str, str], concurrency: int = 4):
+        self.queue = env["CELERY_TASK_DEFAULT_QUEUE"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "reliability_studio", "worker", "-Q", self.queue,
              "--concurrency", str(concurrency), "--pool", "prefork", "-l", "WARNING", "--without-gossip",
@@ -115,3 +117,16 @@ class CeleryWorker:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class CeleryBeat:
+    """A real Celery beat process with a throwaway schedule file."""
+
+    def __init__(self, env: dict[str, str], schedule_path: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "reliability_studio", "beat", "-l", "WARNING",
+             "--schedule", schedule_path],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )
+
+    stop = CeleryWorker.stop
