@@ -7,6 +7,7 @@ ones (DEBUG off, secure cookies when served over HTTPS, no default secret); `mak
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import environ
@@ -173,8 +174,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
-# WhiteNoise also serves straight from the static folders, so `collectstatic` is optional.
+# WhiteNoise also serves straight from the static folders, so `collectstatic` is optional (and a
+# missing STATIC_ROOT is not worth a warning at every start).
 WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 
 # Bodies above this are refused before parsing (413 with a JSON message on the API).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
