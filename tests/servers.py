@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,29 +58,39 @@ def server_env(database_name: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class Daphne:
+class _Process:
+    """A child process in its own session; stderr goes to a file so a chatty child never blocks
+    on a full pipe."""
+
+    def _start(self, argv: list[str], env: dict[str, str]) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="rs-child-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     start_new_session=True)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+class Daphne(_Process):
     """One daphne process serving reliability_studio.asgi on a loopback port."""
 
     def __init__(self, env: dict[str, str], port: int | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "reliability_studio.asgi:application"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        )
+        self._start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                     "reliability_studio.asgi:application"], env)
         try:
             wait_http(self.url + "/healthz", proc=self.proc)
         except Exception:
             self.stop()
             raise
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def login(base_url: str, username: str, password: str) -> requests.Session:
@@ -98,35 +109,19 @@ def login(base_url: str, username: str, password: str) -> requests.Session:
     return session
 
 
-class CeleryWorker:
-    """A real Celery worker process (prefork) consuming from a queue of its own."""
+class CeleryWorker(_Process):
+    """A real Celery worker process (prefork) consuming the queue named in its environment."""
 
     def __init__(self, env: dict[str, str], concurrency: int = 4):
         self.queue = env["CELERY_TASK_DEFAULT_QUEUE"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "reliability_studio", "worker", "-Q", self.queue,
-             "--concurrency", str(concurrency), "--pool", "prefork", "-l", "WARNING", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._start([sys.executable, "-m", "celery", "-A", "reliability_studio", "worker", "-Q", self.queue,
+                     "--concurrency", str(concurrency), "--pool", "prefork", "-l", "WARNING", "--without-gossip",
+                     "--without-mingle", "--without-heartbeat"], env)
 
 
-class CeleryBeat:
+class CeleryBeat(_Process):
     """A real Celery beat process with a throwaway schedule file."""
 
     def __init__(self, env: dict[str, str], schedule_path: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "reliability_studio", "beat", "-l", "WARNING",
-             "--schedule", schedule_path],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        )
-
-    stop = CeleryWorker.stop
+        self._start([sys.executable, "-m", "celery", "-A", "reliability_studio", "beat", "-l", "WARNING",
+                     "--schedule", schedule_path], env)
