@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events
+from . import events, tasks
 from .errors import DuplicateFingerprint, InvalidTransition
 from .models import EventKind, Incident, Service, Severity, Source, Status, Task, TimelineEvent
 
@@ -48,6 +49,12 @@ def incident_event_data(incident: Incident) -> dict[str, Any]:
         "started_at": incident.started_at,
         "updated_at": incident.updated_at,
     }
+
+
+def _sync_grafana_annotation(incident: Incident) -> None:
+    """Dashboards show incidents as annotations: queue the sync once this transaction commits."""
+    if settings.GRAFANA_URL:
+        transaction.on_commit(lambda: tasks.sync_grafana_annotation.delay(incident.pk), robust=True)
 
 
 def _actor_name(actor: str | None, user) -> str:
@@ -154,6 +161,7 @@ def create_incident(
             data={"to": Status.OPEN, "source": source},
         )
         events.publish("incident.created", incident_event_data(incident), incident_id=incident.pk)
+        _sync_grafana_annotation(incident)
     return incident
 
 
@@ -285,6 +293,8 @@ def _transition(incident: Incident, to: str, *, actor: str | None, user, note: s
         data={"from": current, "to": to, "note": note},
     )
     events.publish("incident.updated", incident_event_data(incident), incident_id=incident.pk)
+    if to in (Status.RESOLVED, Status.OPEN):  # the annotation's region ends, or opens again
+        _sync_grafana_annotation(incident)
     return incident
 
 

@@ -106,3 +106,19 @@ def test_task_runs_the_sync(settings):
     settings.GRAFANA_URL = ""
     incident = services.create_incident(title="x", severity="low")
     assert sync_grafana_annotation.apply(args=[incident.pk]).successful()
+
+
+def test_incident_services_keep_the_annotation_in_step(grafana, responder, settings, django_capture_on_commit_callbacks):
+    settings.GRAFANA_URL = f"http://127.0.0.1:{grafana.server_address[1]}"
+    settings.GRAFANA_TOKEN = "test-token"
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = services.create_incident(title="Checkout down", severity="high")
+    (annotation,) = grafana.annotations.values()
+    assert incident.key in annotation["tags"] and annotation["timeEnd"] == annotation["time"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.transition_incident(incident=incident, to=Status.RESOLVED, user=responder)
+    incident.refresh_from_db()
+    assert annotation["timeEnd"] == int(incident.resolved_at.timestamp() * 1000)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.add_comment(incident=incident, user=responder, message="no annotation change for comments")
+    assert [m for m, _ in grafana.requests].count("PATCH") == 1
