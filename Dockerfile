@@ -1,4 +1,12 @@
 # One image for web, worker, beat and the demo workload (the command differs per service).
+
+# The control room's front-end libraries come from the npm registry, never from the repository.
+FROM node:20-slim AS assets
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY scripts/vendor-assets.mjs scripts/
+RUN npm ci --no-audit --no-fund && node scripts/vendor-assets.mjs
+
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
@@ -11,6 +19,7 @@ COPY investigation investigation
 COPY remediation remediation
 RUN pip install --no-cache-dir .
 COPY . .
+COPY --from=assets /app/static/vendor static/vendor
 RUN useradd --system --uid 10001 app && chown -R app /app
 USER app
 EXPOSE 8000
