@@ -43,33 +43,44 @@ def _seconds(value: float) -> timedelta:
 
 # --- rules -----------------------------------------------------------------------------------
 
-def evaluate_rule(*, rule: DetectionRule, now: datetime | None = None) -> None:
-    """Evaluate one rule against its source and apply the result to its alerts.
+HEALTH_FIELDS = ["health", "last_error", "last_evaluated_at", "last_value", "last_duration_ms"]
 
-    A source that fails marks the rule `unknown` with the error; alert state is left as it was
-    (no incident opens or resolves on missing data) and nothing raises.
+
+def evaluate_rule(*, rule: DetectionRule, now: datetime | None = None) -> None:
+    """Evaluate one rule against its source and apply the result to its alerts."""
+    evaluate_rules(rules=[rule], now=now)
+
+
+def evaluate_rules(*, rules: list[DetectionRule], now: datetime | None = None) -> None:
+    """Evaluate a batch of rules, each against its source, and apply the results to their alerts.
+
+    A source that fails marks its rule `unknown` with the error; that rule's alert state is left
+    as it was (no incident opens or resolves on missing data) and nothing raises. The batch's
+    alert states are read in one query and its health written in one, so a large cycle costs
+    about one source query per rule.
     """
     now = now or timezone.now()
-    started = time.perf_counter()
-    try:
-        observations = evaluation.evaluate(rule, now)
-    except TelemetryError as exc:
-        _record_health(rule, RuleHealth.UNKNOWN, str(exc), now, started, None)
-        return
-    apply_observations(rule=rule, observations=observations, now=now)
-    values = [o.value for o in observations if o.value is not None]
-    _record_health(rule, RuleHealth.OK, "", now, started, max(values) if values else None)
+    known: dict[int, dict[str, str]] = defaultdict(dict)
+    for rule_id, fingerprint, state in Alert.objects.filter(rule__in=rules).values_list("rule_id", "fingerprint", "state"):
+        known[rule_id][fingerprint] = state
+    for rule in rules:
+        started = time.perf_counter()
+        try:
+            observations = evaluation.evaluate(rule, now)
+        except TelemetryError as exc:
+            _set_health(rule, RuleHealth.UNKNOWN, str(exc), now, started, None)
+            continue
+        apply_observations(rule=rule, observations=observations, now=now, existing=known[rule.pk])
+        values = [o.value for o in observations if o.value is not None]
+        _set_health(rule, RuleHealth.OK, "", now, started, max(values) if values else None)
+    DetectionRule.objects.bulk_update(rules, HEALTH_FIELDS)
 
 
-def _record_health(rule, health, error, now, started, value) -> None:
-    changed = rule.health != health or rule.last_error != error
-    DetectionRule.objects.filter(pk=rule.pk).update(
-        health=health, last_error=error[:2000], last_evaluated_at=now, last_value=value,
-        last_duration_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
-    rule.health, rule.last_error, rule.last_evaluated_at, rule.last_value = health, error, now, value
-    if changed:
+def _set_health(rule, health, error, now, started, value) -> None:
+    if rule.health != health or rule.last_error != error:
         publish("detection.updated", {"rule": rule.pk, "name": rule.name, "health": health, "error": error[:300]})
+    rule.health, rule.last_error, rule.last_evaluated_at, rule.last_value = health, error[:2000], now, value
+    rule.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
 
 def _service_for(labels: dict, default: Service | None, cache: dict) -> Service | None:
@@ -82,14 +93,16 @@ def _service_for(labels: dict, default: Service | None, cache: dict) -> Service 
     return default
 
 
-def apply_observations(*, rule: DetectionRule, observations, now: datetime) -> list[Alert]:
+def apply_observations(*, rule: DetectionRule, observations, now: datetime,
+                       existing: dict[str, str] | None = None) -> list[Alert]:
     """Move each series' alert through inactive → pending → firing → resolved.
 
     Most series of most rules are quiet most of the time: a series that is inactive and stays
     inactive costs no write (and gets no row until it first becomes active), so a cycle over
     thousands of series is dominated by the source query, not by the database.
     """
-    existing = dict(rule.alerts.values_list("fingerprint", "state"))
+    if existing is None:
+        existing = dict(rule.alerts.values_list("fingerprint", "state"))
     seen, changed, services_cache = set(), [], {}
     for obs in observations:
         fingerprint = series_fingerprint(rule.pk, obs.labels)

@@ -1,5 +1,6 @@
 """Thin Celery wrappers around detection.services (idempotent, safe to retry)."""
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from . import services
@@ -9,18 +10,21 @@ from .models import AlertSource, DetectionRule
 
 @shared_task(name="detection.dispatch_due_rules", ignore_result=True)
 def dispatch_due_rules() -> int:
-    """Beat calls this every second; each due rule becomes its own task so workers share them."""
+    """Beat calls this every second. Due rules go out in small batches: enough tasks for every
+    worker to take a share, few enough that per-task overhead does not dominate a large cycle."""
     ids = services.due_rules(timezone.now())
-    for rule_id in ids:
-        evaluate_rule.delay(rule_id)
+    size = settings.DETECTION_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        evaluate_rules.delay(ids[start:start + size])
     return len(ids)
 
 
-@shared_task(name="detection.evaluate_rule", ignore_result=True, acks_late=True)
-def evaluate_rule(rule_id: int) -> None:
-    rule = DetectionRule.objects.filter(pk=rule_id, enabled=True).select_related("service").first()
-    if rule is not None:
-        services.evaluate_rule(rule=rule)
+@shared_task(name="detection.evaluate_rules", ignore_result=True, acks_late=True)
+def evaluate_rules(rule_ids: list[int]) -> int:
+    """Evaluate a batch of rules; one failing source marks its rules unknown, the rest go on."""
+    rules = list(DetectionRule.objects.filter(pk__in=rule_ids, enabled=True).select_related("service"))
+    services.evaluate_rules(rules=rules)
+    return len(rules)
 
 
 @shared_task(name="detection.auto_resolve_incidents", ignore_result=True)

@@ -242,6 +242,7 @@ DETECTION_AUTO_RESOLVE_HOLD_SECONDS = {
     )
 }
 DETECTION_DISPATCH_SECONDS = env.float("DETECTION_DISPATCH_SECONDS", default=1.0)
+DETECTION_BATCH_SIZE = env.int("DETECTION_BATCH_SIZE", default=25)
 
 CELERY_BEAT_SCHEDULE = {
     # Proves beat → broker → worker is alive; /readyz shows the heartbeat's age.
