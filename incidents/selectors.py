@@ -5,7 +5,9 @@ from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from django.db.models import Avg, Case, Count, DurationField, ExpressionWrapper, F, IntegerField, Prefetch, Q, Value, When
+from django.db.models import (
+    Avg, Case, Count, DurationField, ExpressionWrapper, F, IntegerField, Min, Prefetch, Q, Value, When,
+)
 
 from .models import Incident, Service, Severity, Status
 
@@ -152,3 +154,20 @@ def service_catalog():
         Prefetch("depends_on", queryset=Service.objects.only("id", "slug").order_by("slug")),
         Prefetch("dependents", queryset=Service.objects.only("id", "slug").order_by("slug")),
     ).order_by("tier", "slug")
+
+
+def incident_review_alerts(incident: Incident) -> list:
+    """The alerts that belonged to `incident` (detection's `Alert.incident`, reverse name `alerts`),
+    each with `first_firing`: when it first fired for this incident, read from the timeline because
+    an alert that fired again keeps only its latest `firing_since`."""
+    first = dict(
+        incident.timeline.filter(data__to="firing", data__alert__isnull=False)
+        .values_list("data__alert")
+        .annotate(first=Min("occurred_at"))
+        .order_by()
+    )
+    alerts = list(incident.alerts.select_related("rule", "source", "service"))
+    for alert in alerts:
+        alert.first_firing = first.get(alert.pk) or alert.firing_since
+    alerts.sort(key=lambda a: (a.first_firing is None, a.first_firing or a.updated_at, a.pk))
+    return alerts

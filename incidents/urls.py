@@ -6,6 +6,7 @@ app_name = "incidents"
 urlpatterns = [
     path("", views.incident_list, name="list"),
     path("incidents/<int:pk>/", views.incident_detail, name="detail"),
+    path("incidents/<int:pk>/review/", views.incident_review, name="review"),
     path("incidents/<int:pk>/regions/<slug:region>/", views.incident_region, name="region"),
     path("incidents/<int:pk>/actions/<slug:action>/", views.incident_action, name="action"),
     path("incidents/<int:pk>/comments/", views.add_comment, name="comment"),

@@ -130,6 +130,35 @@ def incident_region(request, pk: int, region: str):
     return render(request, template, build(request, _incident(pk)))
 
 
+# --- post-incident review --------------------------------------------------------------------------
+
+REVIEW_DURATIONS = (
+    ("Time to detect", "time_to_detect", "from the start of the problem to its detection"),
+    ("Time to acknowledge", "time_to_acknowledge", "from detection to the first acknowledgement"),
+    ("Time to mitigate", "time_to_mitigate", "from the start to mitigation"),
+    ("Time to resolve", "time_to_resolve", "from the start to resolution"),
+)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def incident_review(request, pk: int):
+    """A printable review of one incident (meant for resolved ones): durations, the alerts that fed
+    it, blast radius, the whole timeline oldest first, tasks, root cause and impact."""
+    incident = _incident(pk)
+    context = {
+        "incident": incident,
+        "durations": [(label, getattr(incident, name), meaning) for label, name, meaning in REVIEW_DURATIONS],
+        "alerts": selectors.incident_review_alerts(incident),
+        "affected": sorted({*incident.affected_services.all(), *filter(None, [incident.primary_service])},
+                           key=lambda s: s.slug),
+        "timeline": incident.timeline.order_by("occurred_at", "id"),
+        "tasks": incident.tasks.select_related("owner"),
+    }
+    context.update(_blast_radius(request, incident))
+    return render(request, "incidents/review.html", context)
+
+
 def _region_response(request, incident: Incident, region: str, *, error: str = "", trigger: str = ""):
     """Answer an htmx write with the fresh region (and the error inline); plain forms get a redirect."""
     if not _is_htmx(request):

@@ -37,3 +37,14 @@ def age(value: datetime | None) -> str:
 def get_item(mapping, key):
     """`mapping|get_item:key` — dictionary lookup with a variable key (empty when missing)."""
     return mapping.get(key, ()) if mapping else ()
+
+
+@register.filter
+def number(value) -> str:
+    """A measured value in four significant digits (`0.1234`, `1235`, `1.2e+06`), `—` when none."""
+    if value is None:
+        return "—"
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
