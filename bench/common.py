@@ -44,3 +44,41 @@ def percentile(values: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+class Stack:
+    """A whole running stack of its own for a benchmark: scratch database with the demo catalog and
+    the default detection rules, the demo shop, Prometheus scraping it, a Celery worker and beat,
+    and daphne. `stop()` ends every process."""
+
+    def __init__(self, db_name: str, *, scrape: str = "5s", rps: float = 20, **env_extra: str):
+        import tempfile
+
+        database_url = recreate_database(db_name)
+        setup_django(database_url)
+        from django.core.management import call_command
+        from django.db import connections
+
+        from tests.servers import CeleryBeat, CeleryWorker, Daphne, server_env
+        from tests.support.prometheus import start_prometheus
+        from tests.support.shop import start_shop
+
+        call_command("migrate", verbosity=0)
+        call_command("load_catalog", "demo/catalog.yaml", verbosity=0)
+        call_command("seed_detection_rules", verbosity=0)
+        connections.close_all()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{db_name}-"))
+        self.shop = start_shop(self.tmp, rps=rps)
+        services = ("frontend", "catalog", "checkout", "payment", "database")
+        self.prometheus = start_prometheus([f"127.0.0.1:{self.shop.port(s)}" for s in services],
+                                           scrape_interval=scrape, job="shop")
+        self.env = server_env(db_name, PROMETHEUS_URL=self.prometheus.url, DEMO_CONTROL_URL=self.shop.control_url,
+                              **env_extra)
+        self.web = Daphne(self.env)
+        self.processes = [CeleryWorker(self.env, concurrency=2), CeleryBeat(self.env, str(self.tmp / "beat")), self.web]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+        self.prometheus.stop()
+        self.shop.stop()

@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-from common import percentile, recreate_database, setup_django
+from common import Stack, percentile
 
 DB_NAME = "rs_bench_mttd"
 PASSWORD = "bench-password-0123456789"
@@ -65,42 +63,25 @@ def main() -> None:
     parser.add_argument("--detect-timeout", type=float, default=90)
     args = parser.parse_args()
 
-    database_url = recreate_database(DB_NAME)
-    setup_django(database_url)
-    from django.core.management import call_command
-    from django.db import connections
-
+    stack = Stack(DB_NAME, scrape=args.scrape, DETECTION_REOPEN_WINDOW_SECONDS="0",
+                  DETECTION_AUTO_RESOLVE_HOLD="critical=1,high=1,medium=1,low=1")
     from detection.chaos import ChaosClient
     from detection.firedrill import Fault, quiet_period, run_fault
     from detection.models import DetectionRule
     from reliability_studio.access import Role, grant_role
     from tests.factories import UserFactory
-    from tests.servers import CeleryBeat, CeleryWorker, Daphne, login, server_env
-    from tests.support.prometheus import start_prometheus
-    from tests.support.shop import start_shop
+    from tests.servers import login
 
-    call_command("migrate", verbosity=0)
-    call_command("load_catalog", "demo/catalog.yaml", verbosity=0)
-    call_command("seed_detection_rules", verbosity=0)
-    grant_role(UserFactory(username="bench", password=PASSWORD), Role.VIEWER)
-    interval = DetectionRule.objects.get(name="High error ratio").evaluation_interval_seconds
-    connections.close_all()
-
-    tmp = Path(tempfile.mkdtemp(prefix="rs-mttd-"))
-    shop = start_shop(tmp, rps=20)
-    prometheus = start_prometheus([f"127.0.0.1:{shop.port(s)}" for s in ("frontend", "catalog", "checkout", "payment", "database")],
-                                  scrape_interval=args.scrape, job="shop")
-    env = server_env(DB_NAME, PROMETHEUS_URL=prometheus.url, DEMO_CONTROL_URL=shop.control_url,
-                     DETECTION_REOPEN_WINDOW_SECONDS="0", DETECTION_AUTO_RESOLVE_HOLD="critical=1,high=1,medium=1,low=1")
-    web = Daphne(env)
-    processes = [CeleryWorker(env, concurrency=2), CeleryBeat(env, str(tmp / "beat-schedule")), web]
-    cookie = f"sessionid={login(web.url, 'bench', PASSWORD).cookies['sessionid']}"
-    watcher = SocketWatcher(web.url.replace("http", "ws") + "/ws/incidents/", cookie, web.url)
-    watcher.start()
-    chaos = ChaosClient(shop.control_url)
     results = {"hard_break": [], "regression_10pct": []}
+    watcher = None
     try:
-        prometheus.wait_for_series('http_requests_total{service="payment"}', timeout=60)
+        grant_role(UserFactory(username="bench", password=PASSWORD), Role.VIEWER)
+        interval = DetectionRule.objects.get(name="High error ratio").evaluation_interval_seconds
+        cookie = f"sessionid={login(stack.web.url, 'bench', PASSWORD).cookies['sessionid']}"
+        watcher = SocketWatcher(stack.web.url.replace("http", "ws") + "/ws/incidents/", cookie, stack.web.url)
+        watcher.start()
+        chaos = ChaosClient(stack.shop.control_url)
+        stack.prometheus.wait_for_series('http_requests_total{service="payment"}', timeout=60)
         time.sleep(40)  # let the 30 s rate windows fill with healthy traffic
         for i in range(args.n):
             for name, rate in (("hard_break", 0.5), ("regression_10pct", 0.1)):
@@ -117,11 +98,9 @@ def main() -> None:
                 print(f"{name:<17} #{i + 1}: incident row {row['row_s']}s, WebSocket {row['websocket_s']}s, "
                       f"auto-resolved {row['auto_resolved']}", flush=True)
     finally:
-        watcher.stop()
-        for process in processes:
-            process.stop()
-        prometheus.stop()
-        shop.stop()
+        if watcher is not None:
+            watcher.stop()
+        stack.stop()
 
     summary = {"scrape_interval": args.scrape, "evaluation_interval_s": interval, "n": args.n}
     print(f"\nscrape {args.scrape}, rule evaluation every {interval}s, rule 'High error ratio' (for 5s, 30s rate window)")
