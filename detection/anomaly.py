@@ -316,7 +316,21 @@ class _BaseDetector:
 # --------------------------------------------------------------------------- detectors
 
 
-class RollingZScoreDetector(_BaseDetector):
+class _WindowedDetector(_BaseDetector):
+    """A detector that compares each point with the previous `window` samples."""
+
+    def __init__(self, window: int, threshold: float, min_history: int | None = None, suppression: int = 0, **kw):
+        super().__init__(**kw)
+        self.window = int(window)
+        self.threshold = float(threshold)
+        self.min_history = int(min_history if min_history is not None else max(10, self.window // 4))
+        self.suppression = int(suppression)
+
+    def _lookback(self) -> int:
+        return self.window
+
+
+class RollingZScoreDetector(_WindowedDetector):
     """Rolling z-score ("windowed Gaussian").
 
     z = (x - mean) / std over the previous `window` samples (the point itself
@@ -331,14 +345,7 @@ class RollingZScoreDetector(_BaseDetector):
 
     def __init__(self, window: int = 288, threshold: float = 3.0, min_history: int | None = None,
                  suppression: int = 0, **kw):
-        super().__init__(**kw)
-        self.window = int(window)
-        self.threshold = float(threshold)
-        self.min_history = int(min_history if min_history is not None else max(10, self.window // 4))
-        self.suppression = int(suppression)
-
-    def _lookback(self) -> int:
-        return self.window
+        super().__init__(window, threshold, min_history, suppression, **kw)
 
     def _analyze(self, t, v, start):
         mean, std, _ = _rolling_mean_std(v, self.window, self.min_history, start)
@@ -347,7 +354,7 @@ class RollingZScoreDetector(_BaseDetector):
         return _Analysis(z, mean, spread, np.full(z.size, self.name, dtype=object), self.threshold)
 
 
-class RobustMADDetector(_BaseDetector):
+class RobustMADDetector(_WindowedDetector):
     """Rolling median / MAD detector.
 
     expected = median of the previous `window` samples; spread = 1.4826 * MAD
@@ -362,14 +369,7 @@ class RobustMADDetector(_BaseDetector):
 
     def __init__(self, window: int = 288, threshold: float = 5.0, min_history: int | None = None,
                  suppression: int = 0, **kw):
-        super().__init__(**kw)
-        self.window = int(window)
-        self.threshold = float(threshold)
-        self.min_history = int(min_history if min_history is not None else max(10, self.window // 4))
-        self.suppression = int(suppression)
-
-    def _lookback(self) -> int:
-        return self.window
+        super().__init__(window, threshold, min_history, suppression, **kw)
 
     def _robust(self, v, start):
         med, mad, _ = _rolling_median_mad(v, self.window, self.min_history, start)
