@@ -142,12 +142,12 @@ def create_incident(
     incident.full_clean(validate_constraints=False)
     if incident.started_at > now:
         raise ValidationError({"started_at": "cannot be in the future"})
-    try:
-        with transaction.atomic():
-            incident.save(force_insert=True)
-    except IntegrityError:
-        raise DuplicateFingerprint(f"an unresolved incident already has fingerprint {fingerprint!r}") from None
-    with transaction.atomic():
+    with transaction.atomic():  # the row, its services and its first timeline entry, or nothing
+        try:
+            with transaction.atomic():
+                incident.save(force_insert=True)
+        except IntegrityError:
+            raise DuplicateFingerprint(f"an unresolved incident already has fingerprint {fingerprint!r}") from None
         services = {s.pk: s for s in affected_services}
         if primary_service is not None:
             services[primary_service.pk] = primary_service
