@@ -11,14 +11,14 @@ class DetectionRuleForm(forms.ModelForm):
         model = DetectionRule
         fields = "__all__"
 
-    def clean(self):
-        cleaned = super().clean()
+    def _post_clean(self):
+        # The instance holds the submitted values only after ModelForm's own _post_clean.
+        super()._post_clean()
         if not self.errors:
             try:
-                services.validate_rule(self.instance)  # the source's own error message if refused
+                services.check_rule_source(self.instance)  # the source's own error message if refused
             except ValidationError as exc:
-                raise ValidationError(exc.message_dict) from None
-        return cleaned
+                self.add_error(None, exc)
 
 
 @admin.register(DetectionRule)

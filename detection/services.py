@@ -305,6 +305,11 @@ def ingest_external_alerts(*, source: AlertSource, alerts: list[ExternalAlert], 
 def validate_rule(rule: DetectionRule) -> None:
     """Field checks, then ask the rule's source whether the query is valid (its message if not)."""
     rule.full_clean()
+    check_rule_source(rule)
+
+
+def check_rule_source(rule: DetectionRule) -> None:
+    """Raise ValidationError on `query` with the source's own message when it refuses the query."""
     try:
         evaluation.validate_rule_source(rule)
     except ValueError as exc:

@@ -97,3 +97,21 @@ def test_kubernetes_unavailable_replicas(kubeconfig):
     assert rule.health == RuleHealth.OK, rule.last_error
     alert = Alert.objects.get(rule=rule)
     assert alert.labels == {"namespace": "shop", "deployment": "checkout"} and alert.state == AlertState.FIRING
+
+
+def test_admin_refuses_a_rule_the_source_rejects(server, settings, fast_failures, client, admin_user):
+    settings.PROMETHEUS_URL = server.url
+    server.fixture("POST", "/api/v1/format_query", "telemetry-api/prometheus-error-bad-data.json", status=400)
+    client.force_login(admin_user)
+    form = {"name": "broken", "kind": "threshold", "severity": "high", "query": "sum(rate(x[5m])",
+            "comparator": ">", "threshold": "1", "anomaly_method": "ensemble", "baseline_window_seconds": "3600",
+            "for_seconds": "0", "recovery_hold_seconds": "30", "evaluation_interval_seconds": "5", "labels": "{}",
+            "enabled": "on"}
+    response = client.post("/admin/detection/detectionrule/add/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert "the source refused this query" in response.content.decode()
+    assert not DetectionRule.objects.exists()
+    server.route("POST", "/api/v1/format_query", Reply(body={"status": "success", "data": "sum(rate(x[5m]))"}))
+    form["query"] = "sum(rate(x[5m]))"
+    assert client.post("/admin/detection/detectionrule/add/", form).status_code == 302
+    assert DetectionRule.objects.get().query == "sum(rate(x[5m]))"
