@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from incidents import services as incidents
 from incidents.events import publish
-from incidents.models import EventKind, Incident, Service, Severity, Source, Status
+from incidents.models import EventKind, Incident, Service, Source, Status
 from reliability_studio.telemetry.errors import TelemetryError
 
 from . import evaluation

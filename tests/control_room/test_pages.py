@@ -4,7 +4,6 @@ from django.urls import reverse
 
 from incidents import services
 from incidents.models import EventKind, Status
-from reliability_studio.access import Role
 
 from ..factories import ServiceFactory
 
