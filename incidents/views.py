@@ -15,7 +15,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from detection.evidence import metric_evidence
 from reliability_studio.access import Role, role_required
+from reliability_studio.telemetry.errors import TelemetryError
 
 from . import selectors, services
 from .errors import DomainError
@@ -92,6 +94,15 @@ def _panel(request, incident: Incident) -> dict:
     return {"incident": incident}
 
 
+def _evidence(request, incident: Incident) -> dict:
+    # Metrics: the series behind the incident's PromQL alerts, read from Prometheus on each render
+    # of this region (it refreshes on its own events only). Logs, traces, Kubernetes: still empty.
+    try:
+        return {"incident": incident, "metrics": metric_evidence(incident), "metrics_error": ""}
+    except TelemetryError as exc:
+        return {"incident": incident, "metrics": [], "metrics_error": str(exc)}
+
+
 # Region name → (template, context builder). The incident page renders all of them; the live
 # script fetches one when an event says it changed.
 REGIONS: dict[str, tuple[str, Callable[..., dict]]] = {
@@ -99,7 +110,7 @@ REGIONS: dict[str, tuple[str, Callable[..., dict]]] = {
     "summary": ("incidents/_summary.html", _summary),
     "blast-radius": ("incidents/_blast_radius.html", _blast_radius),
     "slo-impact": ("incidents/_slo_impact.html", _panel),
-    "evidence": ("incidents/_evidence.html", _panel),
+    "evidence": ("incidents/_evidence.html", _evidence),
     "hypotheses": ("incidents/_hypotheses.html", _panel),
     "actions": ("incidents/_actions.html", _panel),
     "timeline": ("incidents/_timeline.html", _timeline),

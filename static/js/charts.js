@@ -1,7 +1,8 @@
 // Metric charts with uPlot. A chart is server data in the page, never fetched by the browser:
 //   <div class="chart" data-chart='{"title": "...", "unit": "req/s",
 //        "x": [epoch seconds...], "series": [{"label": "incident", "values": [...]},
-//                                            {"label": "baseline", "values": [...], "dash": true}]}'></div>
+//                                            {"label": "baseline", "values": [...], "dash": true}],
+//        "shade": [from, to]}'></div>   (optional shaded band, epoch seconds)
 // Evidence partials (investigation) render that; htmx:load draws charts that arrive in a swap.
 (function () {
   "use strict";
@@ -24,6 +25,16 @@
       axes: [Object.assign({}, axis), Object.assign({ label: spec.unit || "" }, axis)],
       scales: { x: { time: true } },
     };
+    if (spec.shade) {
+      // [from, to] in epoch seconds: a shaded band (e.g. the 15 minutes before the incident).
+      options.hooks = { drawClear: [(u) => {
+        const x0 = u.valToPos(spec.shade[0], "x", true), x1 = u.valToPos(spec.shade[1], "x", true);
+        u.ctx.save();
+        u.ctx.fillStyle = "rgba(142, 142, 142, 0.15)";
+        u.ctx.fillRect(x0, u.bbox.top, Math.max(0, x1 - x0), u.bbox.height);
+        u.ctx.restore();
+      }] };
+    }
     new uPlot(options, [spec.x].concat(spec.series.map((s) => s.values)), el);
   }
 
