@@ -150,6 +150,8 @@ def test_database_error_fault_logs_pool_exhausted(shop, wait_for):
     shop.control("POST", "/faults/database", json={"kind": "error", "error_rate": 0.5})
     wait_for(lambda: "connection pool exhausted (max=20)" in _messages(shop, offset, "database"),
              timeout=10, message="database logging pool exhaustion")
+    # The caller logs its side a moment later (after its own response handling): wait for it too,
+    # rather than racing the recovery against it.
+    wait_for(lambda: any(m.startswith("database service returned 500") for m in _messages(shop, offset, "payment")),
+             timeout=10, message="payment logging the database's 500")
     shop.control("DELETE", "/faults/database")
-    assert any(m.startswith("database service returned 500") for m in
-               _messages(shop, offset, "payment"))
