@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -19,6 +19,7 @@ from django.utils import timezone
 from incidents import services as incidents
 from incidents.events import publish
 from incidents.models import EventKind, Incident, Service, Source, Status
+from incidents.selectors import dependency_edges, reachable
 from reliability_studio.telemetry.errors import TelemetryError
 
 from . import evaluation
@@ -171,16 +172,7 @@ def on_alert_transition(alert: Alert, previous: str, now: datetime, *, event_kin
 
 def _connected_services(service: Service) -> set[int]:
     """The service and everything linked to it in the dependency graph, in either direction."""
-    neighbours: dict[int, set[int]] = defaultdict(set)
-    for caller, callee in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
-        neighbours[caller].add(callee)
-        neighbours[callee].add(caller)
-    seen, queue = {service.pk}, deque([service.pk])
-    while queue:
-        for nxt in neighbours[queue.popleft()] - seen:
-            seen.add(nxt)
-            queue.append(nxt)
-    return seen
+    return {service.pk, *reachable([service.pk], dependency_edges("both"))}
 
 
 def _group_candidate(alert: Alert, now: datetime) -> Incident | None:

@@ -17,26 +17,40 @@ def incident_counts_by_status_and_severity() -> dict[tuple[str, str], int]:
     return {(row["status"], row["severity"]): row["n"] for row in rows}
 
 
+def dependency_edges(direction: str = "callers") -> dict[int, set[int]]:
+    """The service graph's adjacency in one query: for each service id, its callers
+    (``"callers"``: who depends on it), its callees (``"callees"``), or both (``"both"``)."""
+    adjacency: dict[int, set[int]] = defaultdict(set)
+    for caller, callee in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
+        if direction in ("callers", "both"):
+            adjacency[callee].add(caller)
+        if direction in ("callees", "both"):
+            adjacency[caller].add(callee)
+    return adjacency
+
+
+def reachable(start: Iterable[int], adjacency: dict[int, set[int]]) -> dict[int, int]:
+    """Breadth-first from `start`: every other reachable service id with its distance in hops."""
+    seen = set(start)
+    distance: dict[int, int] = {}
+    queue = deque((pk, 0) for pk in seen)
+    while queue:
+        pk, depth = queue.popleft()
+        for nxt in sorted(adjacency.get(pk, ())):
+            if nxt not in seen:
+                seen.add(nxt)
+                distance[nxt] = depth + 1
+                queue.append((nxt, depth + 1))
+    return distance
+
+
 def blast_radius(services: Iterable[Service]) -> list[tuple[Service, int]]:
     """Services that depend, directly or transitively, on any of `services`, with their distance.
 
     The dependency edges are read in one query and walked breadth-first, so the cost is one round
     trip whatever the depth of the graph.
     """
-    start = {s.pk for s in services}
-    dependents: dict[int, list[int]] = defaultdict(list)
-    for caller, callee in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
-        dependents[callee].append(caller)
-    distance: dict[int, int] = {}
-    queue = deque((pk, 0) for pk in start)
-    seen = set(start)
-    while queue:
-        pk, depth = queue.popleft()
-        for caller in dependents[pk]:
-            if caller not in seen:
-                seen.add(caller)
-                distance[caller] = depth + 1
-                queue.append((caller, depth + 1))
+    distance = reachable({s.pk for s in services}, dependency_edges("callers"))
     by_pk = Service.objects.in_bulk(distance)
     return sorted(((by_pk[pk], d) for pk, d in distance.items()), key=lambda item: (item[1], item[0].slug))
 

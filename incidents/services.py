@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, tasks
+from . import events, selectors, tasks
 from .errors import DuplicateFingerprint, InvalidTransition
 from .models import EventKind, Incident, Service, Severity, Source, Status, Task, TimelineEvent
 
@@ -249,12 +249,33 @@ def _merge_signal(incident, severity, service, affected_services, actor, event_k
         new_services[service.pk] = service
     if new_services:
         incident.affected_services.add(*new_services.values())
+    if service is not None and incident.primary_service_id not in (None, service.pk):
+        callees = selectors.reachable([incident.primary_service_id], selectors.dependency_edges("callees"))
+        if service.pk in callees:
+            changed.append(_move_primary_service(incident, service))
     append_timeline_event(incident=incident, kind=event_kind, message=message, actor=actor, data=event_data)
     if changed:
         append_timeline_event(
             incident=incident, kind=EventKind.STATUS_CHANGE, message="; ".join(changed).capitalize(), actor=actor
         )
     events.publish("incident.updated", incident_event_data(incident), incident_id=incident.pk)
+
+
+def _move_primary_service(incident: Incident, service: Service) -> str:
+    """A failing dependency of the primary service is the likelier origin: it becomes primary.
+
+    A fault deep in the graph usually fires first on the callers (they carry more traffic), so
+    without this the incident would stay named after the frontend while the payment service is
+    what broke. The title follows when it is still the generated "<alert> on <service>".
+    """
+    old = incident.primary_service
+    incident.primary_service = service
+    fields = ["primary_service", "updated_at"]
+    if incident.source != Source.MANUAL and incident.title.endswith(f" on {old.slug}"):
+        incident.title = incident.title[: -len(old.slug)] + service.slug
+        fields.append("title")
+    incident.save(update_fields=fields)
+    return f"primary service {old.slug} → {service.slug} ({old.slug} depends on it)"
 
 
 def _transition(incident: Incident, to: str, *, actor: str | None, user, note: str = "") -> Incident:

@@ -105,6 +105,42 @@ def test_connected_services_group_into_one_incident_with_highest_severity(rule, 
     assert set(incident.affected_services.values_list("slug", flat=True)) == {"payment", "frontend"}
 
 
+def test_primary_service_follows_the_failing_dependency_and_the_title_with_it(rule, shop):
+    # The callers fire first (the frontend carries the most traffic); payment, which checkout and
+    # the frontend call, joins a moment later and is the likelier origin.
+    step(rule, 0, ("frontend", True, 0.2))
+    step(rule, 10, ("frontend", True, 0.2))
+    incident = Incident.objects.get()
+    assert incident.primary_service.slug == "frontend" and incident.title == "High error ratio on frontend"
+
+    step(rule, 11, ("frontend", True, 0.2), ("checkout", True, 0.3))
+    step(rule, 21, ("frontend", True, 0.2), ("checkout", True, 0.3), ("payment", True, 0.5))
+    assert state("checkout") == AlertState.FIRING and state("payment") == AlertState.PENDING
+    assert Incident.objects.get().primary_service.slug == "checkout"
+    step(rule, 32, ("frontend", True, 0.2), ("checkout", True, 0.3), ("payment", True, 0.5))
+    incident = Incident.objects.get()
+    assert incident.primary_service.slug == "payment" and incident.title == "High error ratio on payment"
+    moves = list(incident.timeline.filter(kind=EventKind.STATUS_CHANGE, message__startswith="Primary").values_list("message", flat=True))
+    assert moves == ["Primary service frontend → checkout (frontend depends on it)",
+                     "Primary service checkout → payment (checkout depends on it)"]
+
+    # A caller firing later does not take it back, and neither does an unrelated branch.
+    step(rule, 40, ("catalog", True, 0.4))
+    step(rule, 50, ("catalog", True, 0.4))
+    assert Incident.objects.get().primary_service.slug == "payment"
+
+
+def test_a_title_someone_edited_is_kept_when_the_primary_service_moves(rule, shop):
+    step(rule, 0, ("checkout", True, 0.2))
+    step(rule, 10, ("checkout", True, 0.2))
+    incident = Incident.objects.get()
+    Incident.objects.filter(pk=incident.pk).update(title="Checkout is failing payments")
+    step(rule, 11, ("checkout", True, 0.2), ("payment", True, 0.5))
+    step(rule, 21, ("checkout", True, 0.2), ("payment", True, 0.5))
+    incident.refresh_from_db()
+    assert incident.primary_service.slug == "payment" and incident.title == "Checkout is failing payments"
+
+
 def test_unconnected_service_opens_its_own_incident(rule):
     step(rule, 0, ("payment", True, 0.3), ("billing", True, 0.2))
     step(rule, 10, ("payment", True, 0.3), ("billing", True, 0.2))
