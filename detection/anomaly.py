@@ -421,7 +421,9 @@ class SeasonalDetector(RobustMADDetector):
         idx = np.arange(start, n)
         # neighbour-smoothed values (median of i-1, i, i+1), causal use only (j+1 < i)
         padded = np.concatenate([[np.nan], v, [np.nan]])
-        smooth = np.nanmedian(sliding_window_view(padded, 3), axis=1) if n else v
+        with warnings.catch_warnings():  # a window of three NaNs has no median: NaN is the answer
+            warnings.simplefilter("ignore", RuntimeWarning)
+            smooth = np.nanmedian(sliding_window_view(padded, 3), axis=1) if n else v
         cols = []
         for k in range(1, self.max_periods + 1):
             target = t[idx] - k * period
