@@ -1,6 +1,10 @@
 """Incidents API throughput and latency on one daphne process, 10,000 incidents in the database.
 
     .venv/bin/python bench/api.py [--incidents 10000] [--seconds 10] [--runs 3] [--list-clients 16] [--create-clients 8]
+    .venv/bin/python bench/api.py --in-process [--incidents 10000]
+
+`--in-process` skips the server: it times list requests through Django's test client in this
+process and each SQL statement they run, to show where one request's time goes.
 
 A scratch database (rs_bench_api) is created and seeded, one daphne process serves the ASGI app on
 loopback, and aiohttp clients (keep-alive, token auth) drive GET /api/v1/incidents/ (page of 50,
@@ -102,6 +106,42 @@ def create_request(session, i, n):
     return session.post("/api/v1/incidents/", json={"title": f"bench {i}-{n}", "severity": "low", "primary_service": "payment"})
 
 
+def in_process(token: str, requests: int = 400) -> dict:
+    """Median time of one list request without a server, and of each of its SQL statements."""
+    from collections import defaultdict
+
+    from django.db import connection
+    from django.test import Client
+
+    statements: dict[str, list[float]] = defaultdict(list)
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements[" ".join(sql.split()[:4])[:60]].append(time.perf_counter() - started)
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_ACCEPT="application/json", HTTP_HOST="127.0.0.1")
+    queries = ["", "?active=true", "?severity=critical", "?page=7"]
+    for query in queries:  # warm up
+        assert client.get("/api/v1/incidents/" + query).status_code == 200
+    latencies = []
+    with connection.execute_wrapper(timed):
+        for n in range(requests):
+            started = time.perf_counter()
+            client.get("/api/v1/incidents/" + queries[n % 4])
+            latencies.append(time.perf_counter() - started)
+    request_ms = median(latencies) * 1000
+    sql_ms = {name: round(median(times) * 1000, 2) for name, times in statements.items()}
+    print(f"list request in-process: median {request_ms:.1f} ms over {requests} requests")
+    for name, ms in sql_ms.items():
+        print(f"  {ms:6.2f} ms  {name}")
+    print(f"  {request_ms - sum(sql_ms.values()):6.2f} ms  Python (middleware, DRF, filters, rows, JSON)")
+    return {"in_process_list_ms": round(request_ms, 1), "sql_statements": len(sql_ms),
+            "sql_ms": round(sum(sql_ms.values()), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=10_000)
@@ -109,11 +149,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--list-clients", type=int, default=16)
     parser.add_argument("--create-clients", type=int, default=8)
+    parser.add_argument("--in-process", action="store_true", help="time list requests without a server")
     args = parser.parse_args()
 
+    os.environ["DEBUG"] = "false"  # as served: no query log, no debug pages (a local .env may say true)
     database_url = recreate_database(DB_NAME)
     setup_django(database_url)
     token = seed(args.incidents)
+    if args.in_process:
+        print(json.dumps({"incidents_in_db": args.incidents, **in_process(token)}))
+        return
     from django.db import connections
 
     connections.close_all()
