@@ -51,6 +51,7 @@ def sync_incident_annotation(*, incident_id: int, client: GrafanaClient | None =
     annotation = existing[0]
     # A reopened incident becomes open-ended again: its end moves back to its start (a point).
     wanted_end = end_ms if end_ms is not None else _ms(incident.started_at)
-    if annotation.time_end_ms != wanted_end or annotation.text != annotation_text(incident):
-        client.update_annotation(annotation.id, text=annotation_text(incident), time_end_ms=wanted_end)
+    text, tags = annotation_text(incident), annotation_tags(incident)
+    if annotation.time_end_ms != wanted_end or annotation.text != text or sorted(annotation.tags) != sorted(tags):
+        client.update_annotation(annotation.id, text=text, tags=tags, time_end_ms=wanted_end)
     return annotation.id

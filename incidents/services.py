@@ -51,6 +51,10 @@ def incident_event_data(incident: Incident) -> dict[str, Any]:
     }
 
 
+# What the Grafana annotation shows (incidents/annotations.py): a change re-syncs it.
+ANNOTATED_FIELDS = {"title", "severity", "primary_service"}
+
+
 def _sync_grafana_annotation(incident: Incident) -> None:
     """Dashboards show incidents as annotations: queue the sync once this transaction commits."""
     if settings.GRAFANA_URL:
@@ -258,6 +262,7 @@ def _merge_signal(incident, severity, service, affected_services, actor, event_k
         append_timeline_event(
             incident=incident, kind=EventKind.STATUS_CHANGE, message="; ".join(changed).capitalize(), actor=actor
         )
+        _sync_grafana_annotation(incident)  # its text and tags carry the severity and primary service
     events.publish("incident.updated", incident_event_data(incident), incident_id=incident.pk)
 
 
@@ -385,6 +390,8 @@ def update_incident(*, incident: Incident, user=None, actor: str | None = None, 
                 data={"fields": diff, "severity": locked.severity},
             )
             events.publish("incident.updated", incident_event_data(locked), incident_id=locked.pk)
+            if ANNOTATED_FIELDS.intersection(diff):
+                _sync_grafana_annotation(locked)
         return locked
 
 

@@ -122,3 +122,31 @@ def test_incident_services_keep_the_annotation_in_step(grafana, responder, setti
     with django_capture_on_commit_callbacks(execute=True):
         services.add_comment(incident=incident, user=responder, message="no annotation change for comments")
     assert [m for m, _ in grafana.requests].count("PATCH") == 1
+
+
+def test_title_severity_and_primary_service_changes_reach_the_annotation(grafana, responder, settings,
+                                                                          django_capture_on_commit_callbacks):
+    settings.GRAFANA_URL = f"http://127.0.0.1:{grafana.server_address[1]}"
+    settings.GRAFANA_TOKEN = "test-token"
+    frontend, payment = ServiceFactory(slug="frontend"), ServiceFactory(slug="payment")
+    frontend.depends_on.add(payment)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = services.open_or_update_incident(fingerprint="f", title="Errors on frontend", severity="medium",
+                                                    service=frontend).incident
+    (annotation,) = grafana.annotations.values()
+    assert "service:frontend" in annotation["tags"] and "severity:medium" in annotation["tags"]
+
+    # Detection: a more severe alert on what the frontend calls raises the severity and moves the primary.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.open_or_update_incident(fingerprint="f", title="Errors on payment", severity="critical", service=payment)
+    assert "service:payment" in annotation["tags"] and "severity:critical" in annotation["tags"]
+    assert "Errors on payment" in annotation["text"]
+
+    # A responder's edit of the title; a summary edit is not shown on the annotation and sends nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_incident(incident=incident, user=responder, title="Payments failing")
+    assert "Payments failing" in annotation["text"]
+    patches = [m for m, _ in grafana.requests].count("PATCH")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_incident(incident=incident, user=responder, summary="Card processor timeouts")
+    assert [m for m, _ in grafana.requests].count("PATCH") == patches
