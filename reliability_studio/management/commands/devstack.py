@@ -40,7 +40,7 @@ class Command(BaseCommand):
         procs = {
             "web": [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(opts["port"]), "reliability_studio.asgi:application"],
             "worker": [py, "-m", "celery", "-A", "reliability_studio", "worker", "-l", "INFO", "--concurrency", "2"],
-            "beat": [py, "-m", "celery", "-A", "reliability_studio", "beat", "-l", "INFO",
+            "beat": [py, "-m", "celery", "-A", "reliability_studio", "beat", "-l", "WARNING",
                      "--schedule", str(run_dir / "celerybeat-schedule")],
         }
         if not opts["no_demo"]:
