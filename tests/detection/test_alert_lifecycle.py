@@ -124,17 +124,18 @@ def test_primary_service_follows_the_failing_dependency_and_the_title_with_it(ru
     assert moves == ["Primary service frontend → checkout (frontend depends on it)",
                      "Primary service checkout → payment (checkout depends on it)"]
 
-    # A caller firing later does not take it back, and neither does an unrelated branch.
+    # A service elsewhere in the graph that payment does not call (catalog) joins but does not take over.
     step(rule, 40, ("catalog", True, 0.4))
     step(rule, 50, ("catalog", True, 0.4))
-    assert Incident.objects.get().primary_service.slug == "payment"
+    incident = Incident.objects.get()
+    assert incident.primary_service.slug == "payment" and "catalog" in incident.affected_services.values_list("slug", flat=True)
 
 
 def test_a_title_someone_edited_is_kept_when_the_primary_service_moves(rule, shop):
     step(rule, 0, ("checkout", True, 0.2))
     step(rule, 10, ("checkout", True, 0.2))
     incident = Incident.objects.get()
-    Incident.objects.filter(pk=incident.pk).update(title="Checkout is failing payments")
+    incident_services.update_incident(incident=incident, actor="alice", title="Checkout is failing payments")
     step(rule, 11, ("checkout", True, 0.2), ("payment", True, 0.5))
     step(rule, 21, ("checkout", True, 0.2), ("payment", True, 0.5))
     incident.refresh_from_db()
