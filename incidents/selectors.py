@@ -20,6 +20,8 @@ def incident_counts_by_status_and_severity() -> dict[tuple[str, str], int]:
 def dependency_edges(direction: str = "callers") -> dict[int, set[int]]:
     """The service graph's adjacency in one query: for each service id, its callers
     (``"callers"``: who depends on it), its callees (``"callees"``), or both (``"both"``)."""
+    if direction not in ("callers", "callees", "both"):
+        raise ValueError(f"unknown direction {direction!r}; expected callers, callees or both")
     adjacency: dict[int, set[int]] = defaultdict(set)
     for caller, callee in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
         if direction in ("callers", "both"):

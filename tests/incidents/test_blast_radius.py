@@ -47,3 +47,10 @@ def test_incident_blast_radius_excludes_the_affected_services(shop):
         title="Catalog slow", severity=Severity.MEDIUM, primary_service=shop["catalog"], affected_services=[shop["search"]]
     )
     assert names(incident_blast_radius(incident)) == [("frontend", 1)]
+
+
+def test_graph_walk_refuses_an_unknown_direction():
+    from incidents.selectors import dependency_edges
+
+    with pytest.raises(ValueError, match="unknown direction 'upstream'"):
+        dependency_edges("upstream")
