@@ -24,6 +24,7 @@ EVENT_TYPES = frozenset(
         "timeline.appended",
         "task.updated",
         "investigation.progress",
+        "investigation.updated",
         "slo.updated",
         "remediation.updated",
         "detection.updated",

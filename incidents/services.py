@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, selectors, tasks
+from . import events, hooks, selectors, tasks
 from .errors import DuplicateFingerprint, InvalidTransition
 from .models import EventKind, Incident, Service, Severity, Source, Status, Task, TimelineEvent
 
@@ -166,6 +166,7 @@ def create_incident(
         )
         events.publish("incident.created", incident_event_data(incident), incident_id=incident.pk)
         _sync_grafana_annotation(incident)
+        hooks.send_on_commit(hooks.incident_opened, incident_id=incident.pk)
     return incident
 
 
@@ -252,7 +253,11 @@ def _merge_signal(incident, severity, service, affected_services, actor, event_k
     if service is not None:
         new_services[service.pk] = service
     if new_services:
+        before = set(incident.affected_services.values_list("pk", flat=True))
         incident.affected_services.add(*new_services.values())
+        joined = sorted(set(new_services) - before)
+        if joined:
+            hooks.send_on_commit(hooks.services_joined, incident_id=incident.pk, service_ids=joined)
     if service is not None and incident.primary_service_id not in (None, service.pk):
         callees = selectors.reachable([incident.primary_service_id], selectors.dependency_edges("callees"))
         if service.pk in callees:
@@ -321,6 +326,10 @@ def _transition(incident: Incident, to: str, *, actor: str | None, user, note: s
     events.publish("incident.updated", incident_event_data(incident), incident_id=incident.pk)
     if to in (Status.RESOLVED, Status.OPEN):  # the annotation's region ends, or opens again
         _sync_grafana_annotation(incident)
+    if to == Status.OPEN:
+        hooks.send_on_commit(hooks.incident_reopened, incident_id=incident.pk, reopened_count=incident.reopened_count)
+    elif to == Status.RESOLVED:
+        hooks.send_on_commit(hooks.incident_resolved, incident_id=incident.pk)
     return incident
 
 

@@ -17,10 +17,13 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("detection.api.urls")),
+    path("api/v1/", include("investigation.api.urls")),
+    path("api/v1/", include("investigation.api.review_urls")),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("detection/", include("detection.urls")),
+    path("investigation/", include("investigation.urls")),
     path("", include("incidents.urls")),
 ]

@@ -1,0 +1,2 @@
+"""Post-incident review API routes (incidents/<key>/review/)."""
+urlpatterns: list = []

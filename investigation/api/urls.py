@@ -1,0 +1,2 @@
+"""Investigation API routes (incidents/<key>/investigation/, changes/)."""
+urlpatterns: list = []

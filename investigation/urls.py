@@ -1,0 +1,3 @@
+"""Control-room pages of the investigation (panels, review)."""
+app_name = "investigation"
+urlpatterns: list = []
