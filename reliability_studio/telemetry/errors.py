@@ -17,6 +17,10 @@ KIND_BAD_RESPONSE = "bad_response"
 KIND_CIRCUIT_OPEN = "circuit_open"
 KIND_NOT_CONFIGURED = "not_configured"
 KIND_NOT_FOUND = "not_found"
+# The backend refused the query itself (HTTP 400: LogQL/TraceQL parse error, a
+# log selector sent as an instant query, ...), or the client refused it before
+# sending. Same name as Prometheus' ``errorType`` so one check covers all three.
+KIND_BAD_DATA = "bad_data"
 
 
 class TelemetryError(Exception):

@@ -1,10 +1,28 @@
 """Client for the Tempo HTTP API: TraceQL search and trace lookup (v1 and v2).
 
-Wire-format facts handled here: in search results 64-bit counters are JSON
-strings and 32-bit ones numbers; old versions send ``spanSet`` (singular);
-trace JSON is gogo-jsonpb, so ``traceId``/``spanId`` are base64 and ``kind`` /
-``status.code`` are enum names; v1 wraps spans in ``batches``, v2 in
-``{trace: {resourceSpans}}``.
+Wire-format facts handled here (checked against Tempo 3.1, see
+``tests/fixtures/telemetry-api/live-loki-3.8-tempo-3.1/``):
+
+- In search results 64-bit counters are JSON strings and 32-bit ones numbers
+  (``metrics.inspectedBytes`` is a string); traces carry both ``spanSet``
+  (deprecated singular) and ``spanSets``, plus ``serviceStats``
+  (``{service: {spanCount, errorCount?}}``, parsed into
+  ``TraceSummary.service_stats``). A matched span has ``name`` only when the
+  query mentions it and ``attributes`` only for filtered/selected ones.
+- Search answers trace ids **without leading zeros** (``0000f540…`` comes back
+  as 28 hex digits). Every id this client returns is normalised to 32 (trace)
+  or 16 (span) lowercase hex digits, so it matches the ids found in logs;
+  ``trace()`` accepts hex with or without leading zeros, and base64.
+- Trace JSON is gogo-jsonpb, so ``traceId``/``spanId`` are base64 and ``kind`` /
+  ``status.code`` are enum names; v1 wraps spans in ``batches``, v2 in
+  ``{trace: {resourceSpans}}``.
+- ``/api/v2/traces/<id>`` answers **200** ``{"trace":{},"metrics":{}}`` for a
+  trace it does not have (Tempo >= 2.6); only v1 answers 404. Both become
+  ``TempoError(kind="not_found")``.
+- Search lags ingestion: a trace becomes searchable ~25–35 s after it was pushed
+  (trace-by-id works at once). An empty search whose window ends less than
+  ``SEARCH_INGEST_DELAY_S`` ago is therefore not proof that there are no such
+  traces: ask :meth:`TempoClient.search_is_conclusive`.
 """
 
 from __future__ import annotations
@@ -13,6 +31,7 @@ import base64
 import binascii
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
@@ -20,9 +39,14 @@ from typing import Any, Iterable
 from .base import HttpClient
 from .timeutil import to_unix_seconds
 from .config import http_client_kwargs
-from .errors import KIND_NOT_FOUND, TempoError
+from .errors import KIND_BAD_DATA, KIND_NOT_FOUND, TempoError
 
-_HEX_ID = re.compile(r"^(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+TRACE_ID_HEX_DIGITS = 32
+SPAN_ID_HEX_DIGITS = 16
+# Seconds after a push before Tempo's search sees a trace (observed 25–35 s on
+# Tempo 3.1 single-binary; trace-by-id is immediate). The upper bound is used.
+SEARCH_INGEST_DELAY_S = 35.0
 _SPAN_KINDS = ["SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
                "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"]
 _STATUS_CODES = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
@@ -80,6 +104,18 @@ class TraceSummary:
     start_ns: int
     duration_ms: int | None
     span_sets: list[SpanSet]
+    # ``serviceStats``: {service: {"span_count": int, "error_count": int}} (Tempo >= 2.5).
+    service_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        """Error spans in the whole trace, summed over ``service_stats``."""
+        return sum(stats.get("error_count", 0) for stats in self.service_stats.values())
+
+    @property
+    def services_with_errors(self) -> list[str]:
+        """Sorted services with at least one error span (from ``service_stats``)."""
+        return sorted(name for name, stats in self.service_stats.items() if stats.get("error_count"))
 
 
 @dataclass(slots=True)
@@ -99,11 +135,18 @@ def services_with_errors(trace: Trace) -> list[str]:
 
 
 class TempoClient(HttpClient):
-    """Tempo query client. ``api_version`` "auto" tries v2 then falls back to v1."""
+    """Tempo query client. ``api_version`` "auto" tries v2 then falls back to v1.
+
+    Search is eventually consistent: traces pushed in the last
+    ``SEARCH_INGEST_DELAY_S`` seconds (35 s) may not be found yet, while
+    ``trace(id)`` finds them at once. Before concluding "no traces" from an
+    empty :meth:`search`, check ``search_is_conclusive(end, now)``.
+    """
 
     source = "tempo"
     error_cls = TempoError
     url_setting = "TEMPO_URL"
+    SEARCH_INGEST_DELAY_S = SEARCH_INGEST_DELAY_S
 
     def __init__(self, url: str | None, *, api_version: str = "auto", **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
@@ -141,24 +184,54 @@ class TempoClient(HttpClient):
             raise self._bad_response(f"malformed search result ({type(exc).__name__})") from None
         return SearchResult(traces, _ints(body.get("metrics") or {}))
 
+    def search_is_conclusive(
+        self, end: datetime | float | int | str | None, now: datetime | float | int | str | None = None
+    ) -> bool:
+        """Whether an empty search over a window ending at ``end`` means "no such traces".
+
+        False while ``end`` is less than ``SEARCH_INGEST_DELAY_S`` before ``now``
+        (default: the current time), or when ``end`` is None (the search ran up to
+        now): traces pushed in that tail are not searchable yet.
+        """
+        if end is None:
+            return False
+        now_s = time.time() if now is None else to_unix_seconds(now)
+        return now_s - to_unix_seconds(end) >= self.SEARCH_INGEST_DELAY_S
+
     def trace(self, trace_id: str) -> Trace:
-        """Fetch a trace by hex id; raises ``TempoError(kind="not_found")`` if absent."""
-        trace_id = trace_id.strip().lower()
+        """Fetch a trace by id; raises ``TempoError(kind="not_found")`` if absent.
+
+        ``trace_id`` may be hex with or without leading zeros, any case, or the
+        base64 form found in OTLP/jsonpb JSON; it is sent as 32 lowercase hex
+        digits. A v2 answer of 200 with an empty trace (Tempo's "not found")
+        raises ``not_found`` too, without falling back to v1.
+        """
+        try:
+            trace_id = normalize_trace_id(trace_id)
+        except ValueError as exc:
+            raise self._error(str(exc), kind=KIND_BAD_DATA) from None
         if self.api_version in ("auto", "v2"):
             try:
                 body = self._json(self._request("GET", f"/api/v2/traces/{trace_id}"))
-                if self.api_version == "auto":
-                    self.api_version = "v2"  # remember, skip the probe next time
-                return self._parse_trace(trace_id, body)
             except TempoError as exc:
                 # An old Tempo without /api/v2 answers 404 "page not found".
                 if self.api_version == "v2" or exc.kind != KIND_NOT_FOUND:
                     raise
+            else:
+                if self.api_version == "auto":
+                    self.api_version = "v2"  # remember, skip the probe next time
+                return self._parse_trace(trace_id, body)
         body = self._json(self._request("GET", f"/api/traces/{trace_id}"))
         trace = self._parse_trace(trace_id, body)
         if self.api_version == "auto":
             self.api_version = "v1"
         return trace
+
+    def _parse_error_body(self, resp: Any) -> tuple[str | None, str]:
+        kind, text = super()._parse_error_body(resp)
+        if resp.status_code == 400:
+            kind = KIND_BAD_DATA  # "invalid TraceQL query: parse error ...", bad trace id
+        return kind, text
 
     def _parse_trace(self, trace_id: str, body: Any) -> Trace:
         if not isinstance(body, dict):
@@ -171,18 +244,49 @@ class TempoClient(HttpClient):
             spans = list(_spans(resource_spans))
         except (TypeError, KeyError, ValueError, binascii.Error) as exc:
             raise self._bad_response(f"malformed trace ({type(exc).__name__})") from None
-        if spans:
-            trace_id = spans[0].trace_id
-        return Trace(trace_id, spans, partial=body.get("status") == "PARTIAL")
+        if not spans:
+            # Tempo >= 2.6 answers v2 lookups of unknown traces with 200 {"trace":{},"metrics":{}}.
+            raise self._error(
+                f"trace {trace_id} not found (empty trace in the response)", kind=KIND_NOT_FOUND
+            )
+        return Trace(spans[0].trace_id, spans, partial=body.get("status") == "PARTIAL")
 
 
-def id_to_hex(value: str | None) -> str | None:
-    """Trace/span ids: base64 in jsonpb, hex in OTLP/JSON. Return lowercase hex."""
+def _normalize_id(value: str, digits: int, what: str) -> str:
+    text = str(value).strip()
+    if text[:2].lower() == "0x":
+        text = text[2:]
+    if _HEX.match(text) and len(text) <= digits:
+        return text.lower().rjust(digits, "0")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if raw and len(raw) <= digits // 2:
+        return raw.hex().rjust(digits, "0")
+    raise ValueError(f"invalid {what} {value!r}: expected up to {digits} hex digits or base64")
+
+
+def normalize_trace_id(value: str) -> str:
+    """A trace id as 32 lowercase hex digits.
+
+    Accepts hex of any case with or without leading zeros (Tempo's search drops
+    them: ``f5403db0…`` for ``0000f5403db0…``) and base64 (jsonpb/OTLP JSON).
+    Raises ValueError for anything else.
+    """
+    return _normalize_id(value, TRACE_ID_HEX_DIGITS, "trace id")
+
+
+def normalize_span_id(value: str) -> str:
+    """A span id as 16 lowercase hex digits (same inputs as :func:`normalize_trace_id`)."""
+    return _normalize_id(value, SPAN_ID_HEX_DIGITS, "span id")
+
+
+def id_to_hex(value: str | None, digits: int = TRACE_ID_HEX_DIGITS) -> str | None:
+    """Trace/span ids: base64 in jsonpb, hex in OTLP/JSON. Return ``digits`` lowercase hex digits."""
     if not value:
         return None
-    if _HEX_ID.match(value):
-        return value.lower()
-    return base64.b64decode(value, validate=True).hex()
+    return _normalize_id(value, digits, "id")
 
 
 def _enum(value: Any, names: list[str], default: str) -> str:
@@ -228,8 +332,8 @@ def _spans(resource_spans: list[dict[str, Any]]) -> Iterable[Span]:
                 status = raw.get("status") or {}
                 yield Span(
                     trace_id=id_to_hex(raw["traceId"]) or "",
-                    span_id=id_to_hex(raw["spanId"]) or "",
-                    parent_span_id=id_to_hex(raw.get("parentSpanId")),
+                    span_id=id_to_hex(raw["spanId"], SPAN_ID_HEX_DIGITS) or "",
+                    parent_span_id=id_to_hex(raw.get("parentSpanId"), SPAN_ID_HEX_DIGITS),
                     service=service,
                     name=raw.get("name", ""),
                     kind=_enum(raw.get("kind"), _SPAN_KINDS, "SPAN_KIND_UNSPECIFIED"),
@@ -250,7 +354,7 @@ def _summary(raw: dict[str, Any]) -> TraceSummary:
         SpanSet(
             spans=[
                 SpanMatch(
-                    span_id=s["spanID"],
+                    span_id=normalize_span_id(s["spanID"]),
                     name=s.get("name"),
                     start_ns=int(s.get("startTimeUnixNano") or 0),
                     duration_ns=int(s.get("durationNanos") or 0),
@@ -265,12 +369,17 @@ def _summary(raw: dict[str, Any]) -> TraceSummary:
     ]
     duration = raw.get("durationMs")
     return TraceSummary(
-        trace_id=str(raw["traceID"]).lower(),
+        trace_id=normalize_trace_id(raw["traceID"]),
         root_service=raw.get("rootServiceName"),
         root_name=raw.get("rootTraceName"),
         start_ns=int(raw.get("startTimeUnixNano") or 0),
         duration_ms=int(duration) if duration is not None else None,
         span_sets=span_sets,
+        service_stats={
+            str(name): {"span_count": int(stats.get("spanCount") or 0),
+                        "error_count": int(stats.get("errorCount") or 0)}
+            for name, stats in (raw.get("serviceStats") or {}).items()
+        },
     )
 
 

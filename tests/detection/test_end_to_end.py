@@ -22,7 +22,7 @@ from ..support.prometheus import prometheus_available, start_prometheus
 from ..support.shop import start_shop
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "alert-payloads"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alert-payloads"
 
 
 def wait_for(predicate, timeout, what):

@@ -12,7 +12,7 @@ from incidents.models import Incident, Status, TimelineEvent
 from ..factories import ServiceFactory
 
 pytestmark = pytest.mark.django_db
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "alert-payloads"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alert-payloads"
 
 
 def payload(name):

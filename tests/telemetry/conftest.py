@@ -14,7 +14,7 @@ if str(REPO) not in sys.path:  # so ``tests.support`` imports without pytest-dja
 
 from tests.support.prometheus import prometheus_available, start_prometheus  # noqa: E402
 
-from .fixture_server import FixtureServer, install_default_routes, shared_fixtures_dir  # noqa: E402
+from .fixture_server import FixtureServer, fixtures_root, install_default_routes  # noqa: E402
 
 TOKEN = "s3cr3t-token-DO-NOT-LEAK"
 
@@ -31,9 +31,9 @@ FAST = {
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    path = shared_fixtures_dir()
+    path = fixtures_root()
     if not path.is_dir():
-        pytest.fail(f"shared fixtures not found at {path} (set RS_SHARED_DIR)")
+        pytest.fail(f"recorded API fixtures not found at {path}")
     return path
 
 

@@ -75,7 +75,7 @@ CASES = [
         lambda c: c.query_range('{job="varlogs"}', 1569266490, 1569266500),
         LokiError, "GET", "/loki/api/v1/query_range",
         Reply(400, "parse error at line 1, col 6: syntax error: unexpected IDENTIFIER\n", "text/plain"),
-        "syntax error: unexpected IDENTIFIER", "http",
+        "syntax error: unexpected IDENTIFIER", "bad_data",
         Reply(500, "rpc error: code = Unavailable desc = too many unhealthy instances in the ring\n",
               "text/plain"),
     ),
@@ -85,7 +85,7 @@ CASES = [
         lambda c: c.search("{ status = error }"),
         TempoError, "GET", "/api/search",
         Reply(400, "invalid TraceQL query: parse error at line 1, col 3: syntax error\n", "text/plain"),
-        "invalid TraceQL query", "http",
+        "invalid TraceQL query", "bad_data",
         Reply(502, "upstream connect error\n", "text/plain"),
     ),
     Case(
