@@ -1,0 +1,7 @@
+"""Root-cause ranking (pure: no Django, no network, no clock). See docs/investigation.md."""
+from .calibration import confidences
+from .case import Case, CaseError, LogLine, TraceSummary, build_case, load_case
+from .ranking import RankedService, rank_root_causes
+
+__all__ = ["Case", "CaseError", "LogLine", "TraceSummary", "build_case", "load_case", "RankedService",
+           "rank_root_causes", "confidences"]
