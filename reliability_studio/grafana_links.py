@@ -53,6 +53,12 @@ def tempo_trace_pane(trace_id: str, start="now-1h", end="now", uid: str = TEMPO[
     return Pane(uid, TEMPO[1], {"queryType": "traceql", "query": trace_id}, time_bound(start), time_bound(end))
 
 
+def tempo_search_pane(traceql: str, start, end, limit: int = 20, uid: str = TEMPO[0]) -> Pane:
+    """A TraceQL *search* (a `{ ... }` query, not a trace id) over a time range, as a traces table."""
+    return Pane(uid, TEMPO[1], {"queryType": "traceql", "query": traceql, "limit": int(limit),
+                                "tableType": "traces"}, time_bound(start), time_bound(end))
+
+
 def explore_url(base_url: str, panes: dict[str, Pane], org_id: int = 1) -> str:
     """`{grafana}/explore?schemaVersion=1&panes=...&orgId=1` for the given named panes (in order)."""
     if not panes:
