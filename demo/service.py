@@ -15,8 +15,9 @@ from requests.adapters import HTTPAdapter
 
 from .faults import KINDS, FaultBoard
 from .httpserver import TrackedServer, json_response
-from .telemetry import Span, Telemetry, new_span_id, new_trace_id, parse_traceparent
-from .topology import Call, Service, service_port
+from .telemetry import (Span, Telemetry, exception_event, new_span_id, new_trace_id,
+                        parse_traceparent)
+from .topology import SLOW_THRESHOLD_MS, Call, Service, service_port
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
 POOL_WAIT_S = 0.1  # how long a request waits for a free client connection before giving up
@@ -30,6 +31,9 @@ class CallOutcome:
     ok: bool
     status: int = 200
     message: str = ""
+    # Set for network-level failures (refused, reset, timeout): the client span's exception event.
+    exception: str | None = None
+    attempts: int = 1
 
 
 class _FaultGaugeCollector:
@@ -64,6 +68,9 @@ class ServiceRuntime:
         self.rng = rng or random.Random()
         self._server: TrackedServer | None = None
         self._server_lock = threading.Lock()
+        # Bumped on every stop: requests begun before a crash stay silent after it (a crashed
+        # process writes no more logs or spans), even if they finish after a recovery.
+        self._epoch = 0
         self._pools = {callee: threading.BoundedSemaphore(spec.pool_size) for callee in spec.calls}
         self.session = requests.Session()
         self.session.trust_env = False  # peers are on loopback; never route them via a proxy
@@ -104,8 +111,23 @@ class ServiceRuntime:
         """Close the port and cut open connections, like a crashed process (idempotent)."""
         with self._server_lock:
             server, self._server = self._server, None
+            self._epoch += 1
         if server is not None:
             server.close()
+
+    # -- telemetry, silent once crashed ----------------------------------------------------
+
+    def _alive(self, ctx: dict) -> bool:
+        return ctx["_epoch"] == self._epoch and not self.faults.get(self.name).crashed
+
+    def _log(self, ctx: dict, level: str, msg: str, **fields: object) -> None:
+        if self._alive(ctx):
+            self.telemetry.log(self.name, level, msg,
+                               **{k: v for k, v in ctx.items() if not k.startswith("_")}, **fields)
+
+    def _span(self, ctx: dict, span: Span) -> None:
+        if self._alive(ctx):
+            self.telemetry.span(span)
 
     # -- request handling ------------------------------------------------------------------
 
@@ -120,20 +142,22 @@ class ServiceRuntime:
         span_id = new_span_id()
         route = self.spec.route(method, path)
         ctx = {"method": method, "route": route.path if route else "unmatched",
-               "trace_id": trace_id, "span_id": span_id}
+               "trace_id": trace_id, "span_id": span_id, "_epoch": self._epoch, "_events": []}
         status, message = self._serve(route, ctx) if route else (404, "no such route")
         duration = time.perf_counter() - started
         self.requests_total.labels(self.name, ctx["route"], str(status)).inc()
         self.duration.labels(self.name, ctx["route"]).observe(duration)
         level = "error" if status >= 500 else "warn" if status >= 400 else "info"
-        self.telemetry.log(self.name, level, f"{method} {ctx['route']} {status}", **ctx,
-                           status=status, duration_ms=round(duration * 1000, 1))
-        self.telemetry.span(Span(
+        self._log(ctx, level, f"{method} {ctx['route']} {status}", status=status,
+                  duration_ms=round(duration * 1000, 1))
+        attributes = {"http.request.method": method, "http.route": ctx["route"],
+                      "http.response.status_code": status}
+        if status >= 500:
+            attributes["error.type"] = ctx.get("_error_type") or str(status)
+        self._span(ctx, Span(
             self.name, f"{method} {ctx['route']}", "server", trace_id, span_id, parent_id,
-            start_ns, time.time_ns(),
-            {"http.request.method": method, "http.route": ctx["route"],
-             "http.response.status_code": status},
-            error=message if status >= 500 else None))
+            start_ns, time.time_ns(), attributes,
+            error=message if status >= 500 else None, events=ctx["_events"]))
         document = {"service": self.name, "status": status}
         if message:
             document["error"] = message
@@ -142,36 +166,49 @@ class ServiceRuntime:
     def _serve(self, route, ctx: dict) -> tuple[int, str]:
         """Apply faults, do the route's work and calls; return (status, error message)."""
         state = self.faults.get(self.name)
+        local_started = time.perf_counter()
         add_ms = state.add_ms
         if add_ms:
             time.sleep(add_ms / 1000)
         time.sleep(route.work_ms * self.rng.uniform(0.5, 1.5) / 1000)
+        local_ms = (time.perf_counter() - local_started) * 1000
+        if local_ms >= SLOW_THRESHOLD_MS:
+            # Only the service's own time counts: its callers are slow too, but don't say so.
+            self._log(ctx, "warn", self.spec.slow_message.format(
+                ms=round(local_ms), threshold=SLOW_THRESHOLD_MS, method=ctx["method"],
+                route=ctx["route"]), took_ms=round(local_ms, 1))
         sampler = state.error
         # Decided before any downstream call, so the injected rate is exactly this service's own.
         if sampler is not None and sampler.draw():
-            self._error(ctx, 500, self.spec.failure_message)
-            return 500, self.spec.failure_message
+            message, wait_ms = self.spec.failure.render(self.rng, max=self.spec.pool_size)
+            if wait_ms:
+                time.sleep(wait_ms / 1000)
+            exc_type = self.spec.failure.exception
+            ctx["_error_type"] = exc_type
+            ctx["_events"].append(exception_event(exc_type, message))
+            self._log(ctx, "error", message, status=500, error_type=exc_type)
+            return 500, message
         for call in route.calls:
             outcome = self._call(call, ctx)
             if outcome.ok:
                 continue
             if call.optional:
-                self.telemetry.log(self.name, "warn", f"{outcome.message}; degrading response",
-                                   **ctx, upstream=call.service)
+                self._log(ctx, "warn", f"{outcome.message}; degrading response",
+                          upstream=call.service)
                 continue
-            self._error(ctx, outcome.status, outcome.message, upstream=call.service)
+            extra = {"attempts": outcome.attempts} if outcome.exception else {}
+            self._log(ctx, "error", outcome.message, status=outcome.status,
+                      upstream=call.service, **extra)
             return outcome.status, outcome.message
         return 200, ""
-
-    def _error(self, ctx: dict, status: int, message: str, **extra: object) -> None:
-        self.telemetry.log(self.name, "error", message, **ctx, status=status, **extra)
 
     def _call(self, call: Call, ctx: dict) -> CallOutcome:
         """Call a downstream service over HTTP with a timeout and a bounded connection pool."""
         pool = self._pools[call.service]
         if not pool.acquire(timeout=POOL_WAIT_S):
-            return CallOutcome(False, 503, f"connection pool to {call.service} exhausted "
-                                           f"(max={self.spec.pool_size}); request rejected")
+            return CallOutcome(False, 503, f"no free connection to {call.service} within "
+                                           f"{int(POOL_WAIT_S * 1000)}ms (client pool "
+                                           f"max={self.spec.pool_size}); request rejected")
         try:
             return self._call_with_span(call, ctx)
         finally:
@@ -181,7 +218,8 @@ class ServiceRuntime:
         span_id = new_span_id()
         start_ns = time.time_ns()
         port = service_port(call.service, self.base_port)
-        url = f"http://{self.call_host}:{port}{call.path}"
+        address = f"{self.call_host}:{port}"
+        url = f"http://{address}{call.path}"
         headers = {"traceparent": f"00-{ctx['trace_id']}-{span_id}-01"}
         timeout_ms = int(call.timeout_s * 1000)
         outcome = CallOutcome(True)
@@ -192,26 +230,39 @@ class ServiceRuntime:
                                                 timeout=(0.5, call.timeout_s))
                 status = response.status_code
                 if status >= 400:
-                    outcome = CallOutcome(False, 502, f"{call.service} service returned {status}; "
-                                                      f"retries exhausted (attempts={attempt})")
+                    # Charges are not idempotent: an HTTP error is never retried.
+                    outcome = CallOutcome(False, 502, f"upstream {call.service} failed: {status} "
+                                                      f"({call.method} {call.path})")
                 break
             except requests.Timeout:
                 outcome = CallOutcome(False, 504, f"upstream {call.service} request timeout after "
-                                                  f"{timeout_ms}ms ({call.method} {call.path})")
+                                                  f"{timeout_ms}ms ({call.method} {call.path})",
+                                      exception="TimeoutError", attempts=attempt)
                 break
             except requests.ConnectionError as exc:
-                reason = "connection refused" if "refused" in str(exc).lower() else "connection reset"
-                outcome = CallOutcome(False, 503, f"upstream {call.service} {reason} "
-                                                  f"({self.call_host}:{port}); retries exhausted "
-                                                  f"(attempts={attempt})")
+                # Connection errors are retried once: the request never reached the callee.
+                if "refused" in str(exc).lower():
+                    outcome = CallOutcome(False, 503, f"connection refused to {call.service} at "
+                                                      f"{address}",
+                                          exception="ConnectionRefusedError", attempts=attempt)
+                else:
+                    outcome = CallOutcome(False, 503, f"connection reset by {call.service} at "
+                                                      f"{address}",
+                                          exception="ConnectionResetError", attempts=attempt)
                 if attempt < CONNECT_ATTEMPTS:
                     time.sleep(0.05)
         attributes = {"http.request.method": call.method, "url.full": url,
-                      "peer.service": call.service}
+                      "peer.service": call.service, "server.address": self.call_host,
+                      "server.port": port}
         if status is not None:
             attributes["http.response.status_code"] = status
-        self.telemetry.span(Span(self.name, f"{call.method} {call.service}{call.path}", "client",
-                                 ctx["trace_id"], span_id, ctx["span_id"], start_ns,
-                                 time.time_ns(), attributes,
-                                 error=None if outcome.ok else outcome.message))
+        events = []
+        if not outcome.ok:
+            attributes["error.type"] = outcome.exception or str(status)
+            if outcome.exception:
+                events.append(exception_event(outcome.exception, outcome.message))
+        self._span(ctx, Span(self.name, f"{call.method} {call.service}{call.path}", "client",
+                             ctx["trace_id"], span_id, ctx["span_id"], start_ns,
+                             time.time_ns(), attributes,
+                             error=None if outcome.ok else outcome.message, events=events))
         return outcome

@@ -64,6 +64,14 @@ class Span:
     end_ns: int
     attributes: dict = field(default_factory=dict)
     error: str | None = None
+    # (name, time_ns, attributes), e.g. an OTel "exception" event with exception.type/.message.
+    events: list[tuple[str, int, dict]] = field(default_factory=list)
+
+
+def exception_event(exc_type: str, message: str, time_ns: int | None = None) -> tuple[str, int, dict]:
+    """An OpenTelemetry ``exception`` span event."""
+    return ("exception", time_ns or time.time_ns(),
+            {"exception.type": exc_type, "exception.message": message})
 
 
 def _otlp_value(value: object) -> dict:
@@ -93,6 +101,12 @@ def encode_otlp(spans: list[Span]) -> dict:
         }
         if span.parent_span_id:
             encoded["parentSpanId"] = span.parent_span_id
+        if span.events:
+            encoded["events"] = [
+                {"timeUnixNano": str(ts), "name": name,
+                 "attributes": [{"key": k, "value": _otlp_value(v)} for k, v in attrs.items()]}
+                for name, ts, attrs in span.events
+            ]
         by_service.setdefault(span.service, []).append(encoded)
     return {"resourceSpans": [
         {
@@ -106,11 +120,23 @@ def encode_otlp(spans: list[Span]) -> dict:
     ]}
 
 
-def encode_loki(entries: list[tuple[str, int, str]]) -> dict:
-    """Encode (service, timestamp_ns, line) entries as a Loki push body, one stream per service."""
-    streams: dict[str, list[list[str]]] = {}
-    for service, ts_ns, line in sorted(entries, key=lambda e: e[1]):
-        streams.setdefault(service, []).append([str(ts_ns), line])
+# Log fields also sent to Loki as structured metadata (Loki 3.x, `allow_structured_metadata`), so
+# `| trace_id="..."` filters and log-to-trace joins work without parsing the JSON line.
+STRUCTURED_METADATA = ("trace_id", "span_id")
+
+
+def encode_loki(entries: list[tuple]) -> dict:
+    """Encode (service, timestamp_ns, line[, metadata]) entries as a Loki push body.
+
+    One stream per service (labels ``service`` and ``app``); an entry with non-empty metadata
+    becomes ``[ts, line, {"trace_id": ...}]`` (structured metadata), others ``[ts, line]``.
+    """
+    streams: dict[str, list[list]] = {}
+    for service, ts_ns, line, *rest in sorted(entries, key=lambda e: e[1]):
+        value: list = [str(ts_ns), line]
+        if rest and rest[0]:
+            value.append(rest[0])
+        streams.setdefault(service, []).append(value)
     return {"streams": [
         {"stream": {"service": service, "app": APP}, "values": values}
         for service, values in streams.items()
@@ -126,7 +152,7 @@ class Telemetry:
         self.tempo_url = (tempo_url or "").rstrip("/")
         self._stream = stream or sys.stdout
         self._write_lock = threading.Lock()
-        self._logs: deque[tuple[str, int, str]] = deque(maxlen=MAX_BUFFER)
+        self._logs: deque[tuple[str, int, str, dict]] = deque(maxlen=MAX_BUFFER)
         self._spans: deque[Span] = deque(maxlen=MAX_BUFFER)
         self._session = requests.Session()
         self._stop = threading.Event()
@@ -134,9 +160,20 @@ class Telemetry:
         self._last_complaint: dict[str, float] = {}
 
     @classmethod
-    def from_env(cls) -> "Telemetry":
-        """Configure from ``LOKI_URL`` / ``TEMPO_URL`` (unset or empty disables that export)."""
-        return cls(os.environ.get("LOKI_URL"), os.environ.get("TEMPO_URL"))
+    def from_env(cls, environ=None) -> "Telemetry":
+        """Configure from the environment; an empty value disables that export.
+
+        Logs go to ``DEMO_LOKI_URL`` (Loki's base URL; falls back to ``LOKI_URL`` when unset),
+        spans to ``DEMO_TEMPO_OTLP_URL`` (Tempo's OTLP/HTTP *receiver*, e.g. :4318 - not its
+        query API on :3200; falls back to ``TEMPO_URL`` when unset). A set-but-empty ``DEMO_*``
+        variable disables the export even when the fallback is set.
+        """
+        environ = os.environ if environ is None else environ
+
+        def pick(own: str, fallback: str) -> str:
+            return environ[own] if own in environ else environ.get(fallback, "")
+
+        return cls(pick("DEMO_LOKI_URL", "LOKI_URL"), pick("DEMO_TEMPO_OTLP_URL", "TEMPO_URL"))
 
     def log(self, service: str, level: str, msg: str, **fields: object) -> None:
         """Emit one structured event for ``service``."""
@@ -157,7 +194,8 @@ class Telemetry:
             except (OSError, ValueError):
                 pass  # a closed stdout (e.g. a dead pipe) must not fail requests
         if self.loki_url:
-            self._logs.append((service, now_ns, line))
+            metadata = {key: str(fields[key]) for key in STRUCTURED_METADATA if fields.get(key)}
+            self._logs.append((service, now_ns, line, metadata))
 
     def span(self, span: Span) -> None:
         """Queue a finished span for export."""

@@ -41,16 +41,46 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """How an injected error fault shows in one service: its own log line, span status and event.
+
+    ``template`` is formatted per request with ``params`` (name, low, high: a random integer in
+    [low, high]) and the keyword arguments of :meth:`render` (e.g. ``max``, the pool size). When
+    ``wait`` names a parameter, the failing request really waits that many milliseconds first, so
+    "after 250ms" in the message matches the span's duration.
+    """
+
+    template: str
+    exception: str  # exception.type of the span's exception event (and error_type in the log)
+    params: tuple[tuple[str, int, int], ...] = ()
+    wait: str | None = None
+
+    def render(self, rng, **fixed: object) -> tuple[str, float]:
+        """(message, milliseconds to wait before failing) for one failing request."""
+        values = {name: rng.randint(low, high) for name, low, high in self.params}
+        message = self.template.format(**fixed, **values)
+        return message, float(values[self.wait]) if self.wait else 0.0
+
+
+# What a service logs (level warn) when its own work, before any downstream call, took at least
+# SLOW_THRESHOLD_MS - i.e. under a latency fault. Fields: ms, threshold, method, route.
+SLOW_THRESHOLD_MS = 200
+SLOW_REQUEST = "request took {ms}ms, over the {threshold}ms slow threshold ({method} {route})"
+
+
+@dataclass(frozen=True)
 class Service:
     """A service of the shop: its port offset from ``--base-port`` and its routes."""
 
     name: str
     port_offset: int
     routes: tuple[Route, ...]
-    # What the service logs when an injected error fault makes it fail a request.
-    failure_message: str
+    # What the service logs, and puts on its span, when an injected error fault fails a request.
+    failure: Failure
     # Size of each client-side connection pool to a downstream service.
     pool_size: int = 20
+    # Its slow-request warning (see SLOW_REQUEST).
+    slow_message: str = SLOW_REQUEST
 
     @property
     def calls(self) -> list[str]:
@@ -82,13 +112,15 @@ SERVICES: tuple[Service, ...] = (
             Route("GET", "/products", 4, (Call("catalog", "GET", "/products", 2.0),)),
             Route("POST", "/checkout", 5, (Call("checkout", "POST", "/orders", 3.0),)),
         ),
-        failure_message="template render failed: KeyError 'price' in product_card.html",
+        failure=Failure("template render failed: KeyError 'price' in product_card.html "
+                        "(product {product_id})", "KeyError", (("product_id", 1000, 9999),)),
     ),
     Service(
         name="catalog",
         port_offset=1,
         routes=(Route("GET", "/featured", 3), Route("GET", "/products", 8)),
-        failure_message="product index unavailable: search shard 2 returned no replicas",
+        failure=Failure("product index unavailable: search shard {shard} returned no replicas",
+                        "ShardUnavailableError", (("shard", 0, 7),)),
     ),
     Service(
         name="checkout",
@@ -100,19 +132,25 @@ SERVICES: tuple[Service, ...] = (
                 Call("database", "POST", "/query", 2.0),
             )),
         ),
-        failure_message="order validation failed: inventory lock wait timeout",
+        failure=Failure("order validation failed: sku {sku} has no stock reservation",
+                        "OrderValidationError", (("sku", 10000, 99999),)),
     ),
     Service(
         name="payment",
         port_offset=3,
         routes=(Route("POST", "/charge", 10, (Call("database", "POST", "/query", 2.0),)),),
-        failure_message="upstream database connection timeout after 2000ms",
+        # Its own client pool to the database is "full": the request waits, then gives up.
+        failure=Failure("connection pool exhausted (max={max}, waiting={waiting}) after {waited_ms}ms",
+                        "PoolTimeoutError", (("waiting", 3, 41), ("waited_ms", 120, 400)),
+                        wait="waited_ms"),
     ),
     Service(
         name="database",
         port_offset=4,
         routes=(Route("POST", "/query", 2),),
-        failure_message="connection pool exhausted (max=20)",
+        failure=Failure("lock wait timeout exceeded on table orders (waited {waited_ms}ms)",
+                        "LockWaitTimeoutError", (("waited_ms", 150, 500),), wait="waited_ms"),
+        slow_message="slow query on table orders took {ms}ms (threshold {threshold}ms)",
     ),
 )
 

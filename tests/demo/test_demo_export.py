@@ -58,6 +58,7 @@ def recorder():
 
 
 def test_logs_pushed_to_loki_in_push_format(recorder, shop_factory, wait_for):
+    # The legacy variables still work when the DEMO_* ones are unset.
     shop = shop_factory(rps=20, env={"LOKI_URL": recorder.url, "TEMPO_URL": recorder.url})
     shop.control("POST", "/faults/payment", json={"kind": "error", "error_rate": 1})
     pushes = wait_for(lambda: len(recorder.bodies("/loki/api/v1/push")) >= 3 and
@@ -66,16 +67,22 @@ def test_logs_pushed_to_loki_in_push_format(recorder, shop_factory, wait_for):
     assert {s["stream"]["service"] for s in streams} >= {"frontend", "checkout", "payment"}
     for stream in streams:
         assert set(stream["stream"]) == {"service", "app"} and stream["stream"]["app"] == "shop"
-        for ts, line in stream["values"]:
+        for ts, line, *metadata in stream["values"]:
             assert isinstance(ts, str) and ts.isdigit() and len(ts) == 19  # nanoseconds
-            assert json.loads(line)["service"] == stream["stream"]["service"]
+            record = json.loads(line)
+            assert record["service"] == stream["stream"]["service"]
+            # Structured metadata (Loki 3.x): the request's ids, exactly as in the line.
+            if "trace_id" in record:
+                assert metadata == [{"trace_id": record["trace_id"], "span_id": record["span_id"]}]
+            else:
+                assert metadata == []
     payment_lines = [json.loads(line)["msg"] for s in streams
-                     if s["stream"]["service"] == "payment" for _, line in s["values"]]
-    assert "upstream database connection timeout after 2000ms" in payment_lines
+                     if s["stream"]["service"] == "payment" for _, line, *_ in s["values"]]
+    assert any(m.startswith("connection pool exhausted (max=20, waiting=") for m in payment_lines)
 
 
 def test_spans_pushed_as_otlp_json(recorder, shop_factory, wait_for):
-    shop_factory(rps=20, env={"TEMPO_URL": recorder.url})
+    shop_factory(rps=20, env={"DEMO_TEMPO_OTLP_URL": recorder.url, "TEMPO_URL": "http://127.0.0.1:1"})
     bodies = wait_for(lambda: len(recorder.bodies("/v1/traces")) >= 3 and
                       recorder.bodies("/v1/traces"), timeout=15, message="3 OTLP pushes")
     spans = {}

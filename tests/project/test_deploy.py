@@ -67,3 +67,19 @@ def test_env_example_documents_every_setting_read_from_the_environment():
     read = set(re.findall(r'env(?:\.\w+)?\("([A-Z_]+)"', settings_text))
     documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read - documented == set()
+
+
+def test_demo_pushes_to_tempos_otlp_receiver_while_the_app_queries_its_api():
+    demo = SERVICES["demo"]["environment"]
+    assert demo["DEMO_TEMPO_OTLP_URL"] == "http://tempo:4318"  # OTLP/HTTP receiver
+    assert demo["DEMO_LOKI_URL"] == "http://loki:3100"
+    assert "TEMPO_URL" not in demo  # the query API (3200) is the app's setting, never a push target
+    assert "4318:4318" in SERVICES["tempo"]["ports"] and "3200:3200" in SERVICES["tempo"]["ports"]
+    tempo = yaml.safe_load((ROOT / "deploy/tempo/tempo.yaml").read_text())
+    assert tempo["server"]["http_listen_port"] == 3200
+    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+
+
+def test_env_example_documents_the_demo_and_local_backend_variables():
+    documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert {"DEMO_LOKI_URL", "DEMO_TEMPO_OTLP_URL", "LOKI_BIN", "TEMPO_BIN"} <= documented
