@@ -1,15 +1,18 @@
 """Root-cause ranking benchmark: AC@1, AC@3, Avg@5 of investigation.rca.rank_root_causes vs N-Sigma.
 
-    .venv/bin/python bench/rca.py [--data DIR] [--jobs 2]
-    .venv/bin/python bench/rca.py --fit-calibration [--train DIR]   # fit on seed 1, write calibration.json
-    .venv/bin/python bench/rca.py --feedback                        # responder-feedback replay
+    .venv/bin/python bench/rca.py [--data SPEC ...] [--without-topology] [--jobs 2] [--verbose]
+    .venv/bin/python bench/rca.py --fit-calibration [--train SPEC ...] [--without-topology]
+                                        # default: seed 1; writes calibration.json
+    .venv/bin/python bench/rca.py --feedback                            # responder-feedback replay
 
---data is any directory of cases in ../shared/datasets/rca/FORMAT.md layout (also RCAEval's data.csv;
+A SPEC is a directory of cases in ../shared/datasets/rca/FORMAT.md layout (also RCAEval's data.csv;
 without truth.json the truth is read from a parent folder named <service>_<fault>, as RCAEval names
-them). Without --data, the seed-2 scenario suites (bench/rca_scenarios.py, never used for tuning) are
-generated into a temporary directory. Scores per suite and per fault type, the N-Sigma baseline
-(per service, max |z| over the window after the detection time against mean/std before it) in the
-same run, the calibration's reliability table and expected calibration error on these cases, median
+them) or `generated:N`, the scenario suites of bench/rca_scenarios.py with seed N generated into a
+temporary directory. --data and --train may be given several times; each --data is one row of the
+per-suite table. Without --data, the seed-2 suites (never used for tuning) are scored.
+--without-topology adds, for every --data, a second row scored with the topology removed (RCAEval
+ships none). Printed: the per-suite table (ours, N-Sigma, ECE), per source sub-suite and per fault
+type, the calibration's reliability table and expected calibration error over all cases, median
 seconds per case and the time of the largest case. The last line is one JSON object.
 """
 from __future__ import annotations
@@ -75,7 +78,8 @@ def nsigma(case) -> list[str]:
 
 
 def run_case(args) -> dict:
-    path, data, feedback = args
+    path, data, feedback, *rest = args
+    without_topology = bool(rest and rest[0])
     path, data = Path(path), Path(data)
     truth = read_truth(path, data)
     rel = path.relative_to(data)
@@ -84,6 +88,8 @@ def run_case(args) -> dict:
         case = load_case(path)
     except CaseError as e:
         return {"case": str(rel), "error": str(e)}
+    if without_topology:
+        case.edges = []
     t1 = time.perf_counter()
     ranking = rank_root_causes(case, feedback=feedback)
     t2 = time.perf_counter()
@@ -98,8 +104,8 @@ def run_case(args) -> dict:
     }
 
 
-def run_all(paths, data, jobs, feedback=None) -> list[dict]:
-    work = [(str(p), str(data), feedback) for p in paths]
+def run_all(paths, data, jobs, feedback=None, without_topology=False) -> list[dict]:
+    work = [(str(p), str(data), feedback, without_topology) for p in paths]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as ex:
             return list(ex.map(run_case, work, chunksize=2))
@@ -140,13 +146,27 @@ def generated(seed: int, tmp: Path) -> Path:
     return out
 
 
+def resolve(spec, tmp: Path) -> Path:
+    """A --data / --train value: a directory, or generated:N (the scenario suites with seed N)."""
+    spec = str(spec)
+    if spec.startswith("generated:"):
+        return generated(int(spec.split(":", 1)[1]), tmp)
+    return Path(spec)
+
+
 def fit_calibration(args, tmp: Path) -> int:
-    data = args.train or generated(TRAIN_SEED, tmp)
-    results = [r for r in run_all(find_cases(data), data, args.jobs) if "error" not in r and r["truth"]]
+    specs = args.train or [f"generated:{TRAIN_SEED}"]
+    results = []
+    for spec in specs:
+        data = resolve(spec, tmp)
+        for without in ([False, True] if args.without_topology else [False]):
+            results += [r for r in run_all(find_cases(data), data, args.jobs, without_topology=without)
+                        if "error" not in r and r["truth"]]
     model = calibration.fit([r["features"] for r in results],
                             [r["truth"]["service"] == r["ranking"][0] for r in results])
+    model["trained_on"] = [str(s) for s in specs] + (["each also without topology"] if args.without_topology else [])
     calibration.save(model)
-    print(f"fitted on {len(results)} training cases from {data}; wrote {calibration.MODEL_PATH}")
+    print(f"fitted on {len(results)} training cases from {', '.join(map(str, specs))}; wrote {calibration.MODEL_PATH}")
     print(json.dumps({"fitted_on": len(results), "model": model}))
     return 0
 
@@ -154,8 +174,8 @@ def fit_calibration(args, tmp: Path) -> int:
 def feedback_replay(args, tmp: Path) -> int:
     """Responders confirm or reject the top entry of each training case; do rankings of repeated faults
     (same suite, service and fault kind) in the test set improve?"""
-    train = args.train or generated(TRAIN_SEED, tmp)
-    test = args.data or generated(TEST_SEED, tmp)
+    train = resolve(args.train[0], tmp) if args.train else generated(TRAIN_SEED, tmp)
+    test = resolve(args.data[0], tmp) if args.data else generated(TEST_SEED, tmp)
     train_results = [r for r in run_all(find_cases(train), train, args.jobs) if "error" not in r and r["truth"]]
     records = []
     for r in train_results:
@@ -185,52 +205,81 @@ def feedback_replay(args, tmp: Path) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, help="directory of cases (default: generated seed-2 suites)")
-    parser.add_argument("--train", type=Path, help="training cases for --fit-calibration/--feedback (default: seed 1)")
+    parser.add_argument("--data", action="append", help="directory of cases or generated:N; repeatable "
+                        "(default: generated:2)")
+    parser.add_argument("--train", action="append", help="training cases for --fit-calibration/--feedback, "
+                        "directory or generated:N; repeatable (default: generated:1)")
+    parser.add_argument("--without-topology", action="store_true",
+                        help="also score every --data with its topology removed")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fit-calibration", action="store_true")
     parser.add_argument("--feedback", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="one line per case")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    specs = args.data or [f"generated:{TEST_SEED}"]
+    suites: list[tuple[str, list[dict]]] = []
+    errors: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="rca-bench-") as tmpdir:
         tmp = Path(tmpdir)
         if args.fit_calibration:
             return fit_calibration(args, tmp)
         if args.feedback:
             return feedback_replay(args, tmp)
-        data = args.data or generated(TEST_SEED, tmp)
-        paths = find_cases(data)
-        if not paths:
-            print(json.dumps({"error": f"no cases under {data}"}))
-            return 1
-        all_results = run_all(paths, data, args.jobs)
-    errors = [r for r in all_results if "error" in r]
-    results = [r for r in all_results if "error" not in r and r["truth"]]
+        for spec in specs:
+            data = resolve(spec, tmp)
+            paths = find_cases(data)
+            if not paths:
+                print(json.dumps({"error": f"no cases under {data}"}))
+                return 1
+            label = f"seed {spec.split(':')[1]} (generated)" if str(spec).startswith("generated:") else data.name
+            for without in ([False, True] if args.without_topology else [False]):
+                rs = run_all(paths, data, args.jobs, without_topology=without)
+                errors += [r for r in rs if "error" in r]
+                rs = [dict(r, source=label + (" no topology" if without else "")) for r in rs
+                      if "error" not in r and r["truth"]]
+                suites.append((label + (" no topology" if without else ""), rs))
+    results = [r for _, rs in suites for r in rs]
     for r in errors:
         print(f"skip {r['case']}: {r['error']}", file=sys.stderr)
+    if not results:
+        print(json.dumps({"error": "no scored cases"}))
+        return 1
     if args.verbose:
         for r in results:
             mark = "ok " if r["ranking"][0] == r["truth"]["service"] else "MISS"
-            print(f"{mark} {r['case']:28} truth={r['truth']['service']:24} ours={r['ranking'][:3]} "
-                  f"nsigma={r['nsigma'][:2]} conf={r['confidences'][0]:.2f}")
-    print(f"root-cause ranking on {len(results)} cases from {data}"
+            print(f"{mark} {r['source'][:18]:18} {r['case']:28} truth={r['truth']['service']:24} "
+                  f"ours={r['ranking'][:3]} nsigma={r['nsigma'][:2]} conf={r['confidences'][0]:.2f}")
+    print(f"root-cause ranking on {len(results)} cases from {', '.join(map(str, specs))}"
           f"{' (generated, seed 2 - never used for tuning)' if not args.data else ''}")
-    print(f"{'group':26} {'n':>4} | {'AC@1':>5} {'AC@3':>5} {'Avg@5':>5} | {'N-Sigma AC@1':>12} {'AC@3':>5} {'Avg@5':>5}")
+    print(f"{'suite':44} {'n':>4} | {'AC@1':>5} {'AC@3':>5} {'Avg@5':>5} | {'N-Sigma AC@1':>12} {'AC@3':>5} "
+          f"{'Avg@5':>5} | {'ECE':>5}")
+    per_suite = {}
+    for label, rs in suites:
+        if not rs:
+            continue
+        ours, base = scores(rs, "ranking"), scores(rs, "nsigma")
+        ece_s = reliability(rs)[1]
+        per_suite[label] = {"n": len(rs), **{k: round(v, 4) for k, v in ours.items() if k != "n"},
+                            "nsigma": {k: round(v, 4) for k, v in base.items() if k != "n"}, "ece": round(ece_s, 4)}
+        print(f"{label[:44]:44} {len(rs):>4} | {ours['ac1']:>5.3f} {ours['ac3']:>5.3f} {ours['avg5']:>5.3f} | "
+              f"{base['ac1']:>12.3f} {base['ac3']:>5.3f} {base['avg5']:>5.3f} | {ece_s:>5.3f}")
+    print(f"{'group':44} {'n':>4} | {'AC@1':>5} {'AC@3':>5} {'Avg@5':>5} | {'N-Sigma AC@1':>12} {'AC@3':>5} {'Avg@5':>5}")
     groups: dict[str, list] = {"all": results}
     for r in results:
-        groups.setdefault(f"suite {r['suite']}", []).append(r)
+        label = r["source"] if r["suite"] in r["source"] else f"{r['source']}/{r['suite']}"
+        groups.setdefault(f"suite {label}", []).append(r)
     for r in results:
         groups.setdefault(f"fault {r['truth'].get('fault', '?')}", []).append(r)
     figures = {}
     for name, rs in groups.items():
         ours, base = scores(rs, "ranking"), scores(rs, "nsigma")
         figures[name] = {"ours": ours, "nsigma": base}
-        print(f"{name:26} {len(rs):>4} | {ours['ac1']:>5.3f} {ours['ac3']:>5.3f} {ours['avg5']:>5.3f} | "
+        print(f"{name[:44]:44} {len(rs):>4} | {ours['ac1']:>5.3f} {ours['ac3']:>5.3f} {ours['avg5']:>5.3f} | "
               f"{base['ac1']:>12.3f} {base['ac3']:>5.3f} {base['avg5']:>5.3f}")
     table, ece = reliability(results)
     print(f"calibration ({'fitted' if calibration.load() else 'NOT FITTED'}): confidence of the top entry "
-          "vs observed AC@1")
+          "vs observed AC@1, all cases")
     for row in table:
         print(f"  {row['bin']:8} predicted {row['predicted']:.3f} observed {row['observed']:.3f} n={row['n']}")
     print(f"  expected calibration error {ece:.4f}")
@@ -240,9 +289,12 @@ def main(argv=None) -> int:
           f"largest case {largest['case']} ({largest['services']} services) {largest['rank_seconds']:.3f} s; "
           f"wall {time.perf_counter() - started:.1f} s")
     print(json.dumps({
-        "cases": len(results), "skipped": len(errors), "data": str(data) if args.data else f"generated seed {TEST_SEED}",
+        "cases": len(results), "skipped": len(errors),
+        "data": [str(s) for s in specs] if len(specs) > 1 else str(specs[0]).replace(f"generated:{TEST_SEED}",
+                                                                                   f"generated seed {TEST_SEED}"),
         **{k: round(v, 4) for k, v in figures["all"]["ours"].items() if k != "n"},
         "nsigma": {k: round(v, 4) for k, v in figures["all"]["nsigma"].items() if k != "n"},
+        "suites": per_suite,
         "groups": {g: {"n": f["ours"]["n"], **{k: round(v, 4) for k, v in f["ours"].items() if k != "n"},
                        "nsigma": {k: round(v, 4) for k, v in f["nsigma"].items() if k != "n"}}
                    for g, f in figures.items() if g != "all"},

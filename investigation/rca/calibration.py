@@ -1,9 +1,11 @@
 """Calibrated confidence for a ranking: P(the top entry is the root cause).
 
 A logistic (Platt-style) model over three features of the ranking's scores - the top score, the margin
-to the second relative to the top, the top's share of the first five - fitted on the training split of
-the scenario suites (seed 1) by `bench/rca.py --fit-calibration`, stored in calibration.json next to
-this module and evaluated on the test split (seed 2) by `bench/rca.py` (reliability table + ECE).
+to the second relative to the top, the top's share of the first five - fitted by
+`bench/rca.py --fit-calibration --train generated:1 --train bench/data/demo-recorded --without-topology`
+(synthetic seed 1 + the real recorded tuning cases, each with and without topology), stored in
+calibration.json next to this module and evaluated on held-out sets (seed 2, bench/data/demo-recorded-test)
+by `bench/rca.py` (reliability table + ECE per suite).
 The remaining probability mass is spread over the next entries in proportion to their scores, so the
 confidences of one ranking sum to at most 1; only the first is individually calibrated.
 """

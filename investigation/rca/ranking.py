@@ -3,17 +3,25 @@
 Method (see docs/investigation.md, "Root-cause ranking"):
 
 1. Metrics - per series, a robust z-score (median / IQR of a baseline that ends well before the
-   detection time, BARO's RobustScorer) over an analysis window that starts up to five minutes before
-   the detection time (so a late detection still sees the true onset), smoothed by a short rolling
-   median (a sustained change, not one spike), read in the direction that is bad for the metric's kind
-   (error, latency, cpu/mem up; success rate, request rate down). A service's metric evidence is its
-   strongest series; its onset is the first sustained exceedance among its strong series. Series that go
-   missing for a long run while present in the baseline count as a crash signal.
-2. Logs - templates (investigation.logmining.mine) new or rising in the window vs the baseline.
+   detection time, BARO's RobustScorer), smoothed by a short rolling median (a sustained change, not
+   one spike), read in the direction that is bad for the metric's kind (error, latency, cpu/mem up;
+   success rate, request rate down). Its *strength* is the peak after the detection time (what came
+   before - the tail of an earlier incident, a missed scrape - is not this fault); its *onset* is the
+   start of the excursion that contains that peak, searched up to five minutes back (so a late
+   detection still dates the true onset). A flat baseline (an error ratio of exactly 0) is measured
+   against a thousandth of the largest value of the same metric name in the case, so the cause's
+   larger jump does not tie with its callers'. A service's metric evidence is its strongest series.
+   A crash is the strongest signal there is: the service's own availability series (`up`, `alive`)
+   held at 0, or - when it has no availability series that stays up and its request count does not
+   read a present 0 (silence: nothing reached it) - most of its series vanishing.
+2. Logs - templates (investigation.logmining.mine) new or rising after the detection time vs the
+   baseline.
 3. Traces - how often a service is the origin of erroring traces in the window vs the baseline.
 4. Fusion of the three, then the topology: a service whose callee (or a callee's callee) is anomalous
-   with an earlier or equal onset is "explained by its dependencies" and is ranked below it; latency /
-   resource symptoms that coincide with a rise of the service's own incoming load are discounted.
+   with an earlier or equal onset is "explained by its dependencies" and is ranked below it; load
+   drops and vanished series are explained by a crashed or anomalous caller; latency / resource
+   symptoms that coincide with a substantial (≥ 25 %) rise of the service's own incoming load are
+   discounted.
 
 Pure: no Django, no network, no clock.
 """
@@ -32,7 +40,10 @@ from .case import Case
 LOOKBACK = 300.0  # onset search starts this long before the detection time (detection ≤ 3 min late)
 HORIZON = 900.0  # and ends this long after it
 ANOMALOUS = 4.0
-BASE_PEAK = 4.0  # smoothed |z| that ordinary noise reaches within a baseline  # z-units above which a service counts as anomalous for the topology rules
+BASE_PEAK = 4.0  # smoothed |z| that ordinary noise reaches within a baseline
+CRASH = 1e4  # z-units of a crash (availability down / series vanished): above any other single signal
+VANISH_LAG = 60.0  # a crashed service's series vanish up to this long after its own first symptoms
+LOAD_RISE = 0.25  # incoming load must rise by this share of its baseline to explain latency
 
 # (pattern, weight when the metric goes up, weight when it goes down, kind) - first match wins.
 _KINDS: list[tuple[re.Pattern, float, float, str]] = [
@@ -54,7 +65,13 @@ EXPLAINS = {
     "latency": _SLOW, "network": _SLOW | {"load"}, "loss": {"loss", "network", "missing"},
     "other": _ERRORS | _SLOW,
     "load": _ERRORS | _SLOW | {"load"},  # (upstream)
+    "missing": {"missing"},  # (upstream) a crashed caller silences its callees
 }
+_UPSTREAM = {"load", "missing"}  # kinds explained by callers rather than by callees
+
+
+# a 0/1 availability series (Prometheus `up`, alive, healthy): sustained 0 is a crash, staying 1 means alive
+_AVAILABILITY = re.compile(r"^(up|alive|healthy?|ready|running)$|(^|[-_.])(up|alive)$")
 
 
 def metric_kind(name: str) -> tuple[float, float, str]:
@@ -84,22 +101,7 @@ class _Evidence:
     top: str | None = None
     kind: str = "other"
     curve: np.ndarray | None = None  # metrics only: anomaly per window step
-
-
-def _change_point(z: np.ndarray) -> int:
-    """Onset of a rise in `z`: the split before its peak that best fits two levels (least-squares /
-    CUSUM), which does not depend on how large the rise is - a caller with a stronger symptom does not
-    look earlier than its callee."""
-    end = int(np.argmax(z)) + 1
-    seg = np.nan_to_num(z[:end])
-    n = seg.size
-    if n < 3:
-        return max(0, end - 1)
-    k = np.arange(1, n)
-    csum = np.cumsum(seg)[:-1]
-    stat = (csum - k * seg.mean()) ** 2 / (k * (n - k))
-    split = int(np.argmax(stat)) + 1  # first index of the upper level
-    return split if seg[split:].mean() > seg[:split].mean() else 0
+    kinds: set = field(default_factory=set)  # every kind of evidence that is anomalous, not just the top
 
 
 def _windows(case: Case) -> tuple[np.ndarray, np.ndarray, float]:
@@ -155,42 +157,112 @@ def robust_scale(base: np.ndarray) -> tuple[float, float]:
     return med, scale
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of every run of True in `mask`."""
+    out, start = [], None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            out.append((start, i - start))
+            start = None
+    if start is not None:
+        out.append((start, mask.size - start))
+    return out
+
+
+def _excursion_onset(directional: np.ndarray, post: np.ndarray, peak: float) -> int:
+    """Onset of the anomaly that peaks after the detection time: the start of the contiguous run above
+    max(3, a quarter of the peak) that contains the peak (noise earlier in the lookback is not it)."""
+    d = np.where(post, directional, -np.inf)
+    top = int(np.argmax(d))
+    thr = max(3.0, 0.25 * peak)
+    i = top
+    while i > 0 and directional[i - 1] >= thr:
+        i -= 1
+    return i
+
+
+def _down_run(x: np.ndarray, level: float, min_run: int) -> int | None:
+    """Index of the first run of >= min_run steps at or below `level` (NaN counts as down), or None."""
+    for start, length in _runs(~(x > level)):
+        if length >= min_run:
+            return start
+    return None
+
+
 def _metric_evidence(case: Case, base: np.ndarray, window: np.ndarray) -> dict[str, _Evidence]:
     t = case.times
+    td = case.detection_time
     w = _smooth_width(case.step)
     widx = np.flatnonzero(window)
+    # the strength of an anomaly is read after the detection time (a fault persists; noise in the lookback
+    # must not win); the lookback only serves to date the onset of a late detection
+    post = t[widx] >= td - max(case.step, 10.0)
+    if widx.size and not post.any():
+        post = np.ones(widx.size, bool)
+    recent_mask = window & (t < td - max(case.step, 10.0))
     min_missing_run = max(3, int(math.ceil(30.0 / max(case.step, 1e-9))))
+    min_down_run = max(2, int(math.ceil(15.0 / max(case.step, 1e-9))))
+    # a same-unit floor for flat baselines: a metric name shared by several services (error-ratio) is on
+    # one scale, so a jump from exactly 0 is measured against a thousandth of the largest value seen
+    # (otherwise every jump from 0 saturates alike and the cause ties with its callers)
+    name_max: dict[str, float] = {}
+    for metrics in case.series.values():
+        for name, x in metrics.items():
+            fin = np.abs(x[np.isfinite(x)])
+            if fin.size:
+                name_max[name] = max(name_max.get(name, 0.0), float(fin.max()))
     out: dict[str, _Evidence] = {}
     for service, metrics in case.series.items():
         per: list[tuple[float, float | None, str, str]] = []  # strength, onset, metric, kind
         load_up: tuple[float, float | None] = (0.0, None)
         missing_runs: list[float] = []
+        down_at: list[float] = []  # an availability series ("up") sustained at 0
+        alive = False  # an availability series that stays up: missing series mean silence, not a crash
         n_metrics = 0
+        missing_kinds: set[str] = set()
+        silent = False  # its request count still reports, at ~0: nothing reached it (no samples to time)
         curve = np.zeros(widx.size)  # the service's anomaly over the window (max over its series)
         for name, x in metrics.items():
             b = x[base]
             b = b[np.isfinite(b)]
             if b.size < 3 or widx.size == 0:
                 continue
-            n_metrics += 1
             xw = x[window]
+            if _AVAILABILITY.search(name.lower()):
+                level = 0.5 * float(np.median(b))
+                if level > 0:
+                    i = _down_run(np.where(post, xw, np.inf), level, min_down_run)  # a crash persists
+                    if i is not None:
+                        down_at.append(float(t[widx[i]]))
+                    elif np.isfinite(xw[post]).any():
+                        alive = True
+                continue  # a 0/1 availability series is read by this rule only
+            n_metrics += 1
             # a long run of missing values in the window, for a series that was present in the baseline
             if np.isnan(xw).any() and np.mean(np.isnan(x[base])) < 0.2:
-                run, best, start, best_start = 0, 0, 0, 0
-                for i, miss in enumerate(np.isnan(xw)):
-                    if miss:
-                        if run == 0:
-                            start = i
-                        run += 1
-                        if run > best:
-                            best, best_start = run, start
-                    else:
-                        run = 0
-                if best >= min_missing_run:
-                    missing_runs.append(float(t[widx[best_start]]))
+                first_post = int(np.argmax(post))
+                runs = [(st, ln) for st, ln in _runs(np.isnan(xw))  # still missing after the detection
+                        if ln >= min_missing_run and st + ln > first_post]
+                if runs:
+                    missing_runs.append(float(t[widx[runs[0][0]]]))
+                    missing_kinds.add(metric_kind(name)[2])
             if np.all(np.isnan(xw)):
                 continue
+            # the baseline is the calmer of two pre-detection stretches: the early one (before the lookback)
+            # or the recent one (the lookback up to the detection). An earlier incident's tail makes the early
+            # one wide; a late detection's onset makes the recent one wide. Only a calm stretch is normal.
+            bmask = base
+            recent = x[recent_mask]
+            recent = recent[np.isfinite(recent)]
             med, scale = robust_scale(b)
+            if recent.size >= max(5, 0.5 * np.count_nonzero(recent_mask)):
+                med_r, scale_r = robust_scale(recent)
+                if scale_r < 0.5 * scale:
+                    b, med, scale, bmask = recent, med_r, scale_r, recent_mask
+            if np.percentile(b, 75) - np.percentile(b, 25) <= 0 and np.median(np.abs(b - med)) <= 0:
+                scale = max(scale, 1e-3 * name_max.get(name, 0.0))  # a flat baseline: the shared unit's floor
             smooth_all = _rolling_median(_ffill(x.copy()), w)
             z_all = np.clip((smooth_all - med) / scale, -1e3, 1e3)
             z = z_all[window]
@@ -198,39 +270,52 @@ def _metric_evidence(case: Case, base: np.ndarray, window: np.ndarray) -> dict[s
             directional = np.maximum(z * up_w, -z * down_w)
             # a series whose baseline already has bursts this large is noisy, not faulty: scale its peak
             # by how far the baseline's own extremes sit above ordinary noise
-            base_dir = np.maximum(z_all[base] * up_w, -z_all[base] * down_w)
-            base_peak = float(np.max(base_dir)) if base_dir.size else 0.0
-            peak = float(np.max(directional)) / max(1.0, base_peak / BASE_PEAK)
+            base_dir = np.maximum(z_all[bmask] * up_w, -z_all[bmask] * down_w)
+            base_peak = float(np.percentile(base_dir, 95)) if base_dir.size else 0.0
+            damp = max(1.0, base_peak / BASE_PEAK)
+            peak = float(np.max(directional[post])) / damp
             onset = None
             if peak >= 3.0:
-                onset = float(t[widx[_change_point(directional)]])
-                curve = np.maximum(curve, directional / max(1.0, base_peak / BASE_PEAK))
+                onset = float(t[widx[_excursion_onset(directional / damp, post, peak)]])
+                curve = np.maximum(curve, directional / damp)
             per.append((peak, onset, name, kind))
+            if kind == "load" and med > 0:
+                tail = x[window][post][-max(2, min_missing_run):]
+                if np.isfinite(tail).all() and np.all(tail <= 0.05 * med):
+                    silent = True
             if kind == "load" and z.max() > 0:
-                up_peak = float(z.max())
-                if up_peak >= ANOMALOUS and up_peak >= load_up[0]:
+                up_peak = float(z[post].max())
+                rel = float(np.max(smooth_all[window][post])) / med - 1.0 if med > 0 else math.inf
+                if up_peak >= ANOMALOUS and rel >= LOAD_RISE and up_peak >= load_up[0]:
                     above = np.flatnonzero(z >= max(3.0, 0.2 * up_peak))
                     load_up = (up_peak, float(t[widx[above[0]]]))
-        # symptoms explained by the service's own incoming load rising first: discount them
+        # symptoms explained by the service's own incoming load rising first (and substantially): discount
         if load_up[1] is not None:
-            tol = max(2 * case.step, 10.0)
             per = [(p * 0.25, o, m, k) if k in ("latency", "resource", "network") and o is not None
-                   and load_up[1] <= o + tol else (p, o, m, k) for p, o, m, k in per]
+                   and load_up[1] <= o else (p, o, m, k) for p, o, m, k in per]
         ev = _Evidence()
         if per:
             per.sort(key=lambda r: -r[0])
             ev.strength, ev.top, ev.kind = per[0][0], per[0][2], per[0][3]
             onsets = [o for p, o, _, _ in per if o is not None and p >= 0.5 * ev.strength]
             ev.onset = min(onsets) if onsets else None
+            ev.kinds = {k for p, _, _, k in per if p >= ANOMALOUS}
         ev.curve = curve
-        if n_metrics and len(missing_runs) >= max(1, 0.5 * n_metrics):
-            strength = 12.0
-            first_missing = int(np.searchsorted(t[widx], min(missing_runs)))
-            curve[first_missing:] = np.maximum(curve[first_missing:], strength)
-            if strength > ev.strength:
-                ev = _Evidence(strength, min(missing_runs), ev.top, "missing", curve)
-            else:
-                ev.onset = min([ev.onset, min(missing_runs)] if ev.onset is not None else missing_runs)
+        # a crash: the service's own availability series stays down, or (without one that stays up) most
+        # of its series vanish while they were present in the baseline - the strongest signal there is
+        crash_at = None
+        if down_at:
+            crash_at = min(down_at)
+        elif (not alive and not (silent and "resource" not in missing_kinds) and n_metrics
+              and len(missing_runs) >= max(1, 0.5 * n_metrics)):
+            crash_at = min(missing_runs)
+            # series vanish some scrapes after the crash: an own anomaly just before is its start
+            if ev.onset is not None and crash_at - VANISH_LAG <= ev.onset < crash_at:
+                crash_at = ev.onset
+        if crash_at is not None:
+            first = int(np.searchsorted(t[widx], crash_at))
+            curve[first:] = np.maximum(curve[first:], CRASH)
+            ev = _Evidence(CRASH, crash_at, "up" if down_at else ev.top, "missing", curve, ev.kinds | {"missing"})
         out[service] = ev
     return out
 
@@ -247,15 +332,16 @@ def _log_evidence(case: Case, lookback: float) -> dict[str, _Evidence]:
     logging.getLogger("drain3").setLevel(logging.WARNING)
 
     td = case.detection_time
-    start = td - lookback
+    start = td - lookback  # the baseline ends here
+    count_from = td - max(case.step, 10.0)  # window counts start here (as for metrics: after detection)
     end = td + HORIZON
     t_first = min(float(case.times[0]) if case.times.size else td, min(line.time for line in case.logs))
     base_dur = max(start - t_first, 1.0)
-    win_dur = max(min(end, max(line.time for line in case.logs)) - start, 1.0)
+    win_dur = max(min(end, max(line.time for line in case.logs)) - count_from, 1.0)
     templates = mine([line.line for line in case.logs])
     counts: dict[tuple[str, str], list] = {}
     for line, tpl in zip(case.logs, templates):
-        if line.time > end:
+        if line.time > end or start <= line.time < count_from:
             continue
         entry = counts.setdefault((line.service, tpl), [0, []])
         if line.time < start:
@@ -380,7 +466,9 @@ def rank_root_causes(case: Case, *, feedback=None) -> list[RankedService]:
         # the strongest modality plus a share of the others: agreement between modalities adds up
         total = comp[main] + 0.3 * sum(v for k, v in comp.items() if k != main)
         onsets = [v.onset for k, v in parts.items() if v.onset is not None and comp[k] >= 0.5 * comp[main]]
-        fused[s] = _Evidence(total, min(onsets) if onsets else None, parts[main].top, parts[main].kind)
+        kinds = {parts[main].kind} | parts["metrics"].kinds | {v.kind for k, v in parts.items()
+                                                              if k != "metrics" and v.strength >= ANOMALOUS}
+        fused[s] = _Evidence(total, min(onsets) if onsets else None, parts[main].top, parts[main].kind, kinds=kinds)
         signals[s] = {k: round(v.strength, 3) for k, v in parts.items() if k == "metrics" or v.strength}
     adjusted = {s: ev.strength for s, ev in fused.items()}
     explained_by: dict[str, str] = {}
@@ -395,9 +483,9 @@ def rank_root_causes(case: Case, *, feedback=None) -> list[RankedService]:
             kinds = EXPLAINS[ev.kind]
             # load changes flow down the call graph (a caller explains them); errors, latency and
             # outages flow up (a callee explains them)
-            candidates = above.get(s, ()) if ev.kind == "load" else below.get(s, ())
+            candidates = above.get(s, ()) if ev.kind in _UPSTREAM else below.get(s, ())
             culprits = [d for d in candidates if d in fused and fused[d].strength >= ANOMALOUS
-                        and fused[d].kind in kinds and fused[d].onset is not None
+                        and fused[d].kinds & kinds and fused[d].onset is not None
                         and (ev.onset is None or fused[d].onset <= ev.onset + tol)
                         and _active_at(metrics.get(d), times_w, ev.onset, tol)]
             if culprits:

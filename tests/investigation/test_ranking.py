@@ -173,3 +173,152 @@ def test_quiet_case_gives_low_flat_scores():
     ranking = rank_root_causes(case)
     assert all(math.isfinite(r.score) for r in ranking)
     assert ranking[0].score < 8
+
+
+# --- recorded-demo-like cases: 5 s step, Prometheus-style series (requests, error-ratio, latency-p95, up),
+# six minutes before the fault and ~70 s after; shapes as recorded from the running demo stack.
+
+def demo_like(*, faulty, kind, topology=True, with_up=True, seed=11, burst=None, load_rise=None,
+              extra_ms=300.0):
+    """Load enters at the frontend; errors and latency flow up to callers; a crashed service's series
+    vanish after ~20 s and its `up` reads 0; a crashed caller silences its callees (requests 0, their
+    error ratio and latency have no samples). `burst`: (service, seconds before the fault) of an error
+    burst left by an earlier incident inside the lookback."""
+    rng = np.random.default_rng(seed)
+    step, n_before, n_after = 5.0, 72, 14
+    n = n_before + n_after
+    t = START + step * np.arange(n)
+    fault = t[n_before]
+    after = t >= fault
+    ramp = np.clip((t - fault) / 25.0, 0, 1)  # Prometheus rate windows make every change a ramp
+    services = ["frontend", "catalog", "checkout", "payment", "database"]
+    callees = {a: [b for x, b in DEMO if x == a] for a in services}
+    callers = {b: [a for a, x in DEMO if x == b] for b in services}
+    base_req = {"frontend": 20.0, "catalog": 14.0, "checkout": 14.0, "payment": 6.0, "database": 20.0}
+    base_lat = {"frontend": 0.2, "catalog": 0.02, "checkout": 0.1, "payment": 0.075, "database": 0.005}
+    own_err = {s: np.zeros(n) for s in services}
+    own_lat = {s: np.zeros(n) for s in services}
+    dead = {s: np.zeros(n, bool) for s in services}
+    if kind == "error":
+        own_err[faulty] = 0.4 * ramp
+    elif kind == "latency":
+        own_lat[faulty] = extra_ms / 1000 * ramp
+    elif kind == "crash":
+        dead[faulty] = after
+        own_err[faulty] = ramp
+    # silence flows down from a dead caller
+    silent = {s: np.zeros(n, bool) for s in services}
+    for s in ["catalog", "checkout", "payment", "database"]:  # callers first
+        silent[s] = np.all([dead[c] | silent[c] for c in callers[s]], axis=0) if callers[s] else silent[s]
+    err, lat = {}, {}
+    for s in ["database", "payment", "catalog", "checkout", "frontend"]:  # callees first
+        e, latency = own_err[s].copy(), own_lat[s].copy()
+        for c in callees[s]:
+            e = 1 - (1 - e) * (1 - 0.6 * err[c])
+            latency = latency + lat[c]
+        err[s], lat[s] = np.clip(e, 0, 1), latency
+    series = {}
+    for s in services:
+        req = base_req[s] * (1 + rng.normal(0, 0.02, n))
+        if load_rise and s == load_rise[0]:
+            req = req * (1 + load_rise[1] * ramp)
+        req[silent[s]] = 0.0
+        er = err[s] + 0 * req
+        if burst and s == burst[0]:
+            k = n_before - int(burst[1] / step)
+            er[k:k + 8] = np.maximum(er[k:k + 8], 0.5)
+        la = (base_lat[s] + lat[s]) * (1 + np.abs(rng.normal(0, 0.05, n)))
+        la[rng.random(n) < 0.03] *= 4  # p95 under heavy load: occasional spikes
+        gone = silent[s] | (dead[s] & (t >= fault + 20))
+        er, la = er.copy(), la.copy()
+        er[silent[s]] = np.nan
+        la[silent[s]] = np.nan
+        cols = {"requests": req, "error-ratio": er, "latency-p95": la}
+        if dead[s].any():
+            for v in cols.values():
+                v[gone] = np.nan
+        if with_up:
+            up = np.ones(n)
+            up[dead[s]] = 0.0
+            up[rng.random(n) < 0.02] = 0.0  # a missed scrape now and then
+            cols["up"] = up
+        series[s] = cols
+    return build_case(times=t, series=series, detection_time=fault, edges=DEMO if topology else []), fault
+
+
+@pytest.mark.parametrize("with_up", [True, False])
+@pytest.mark.parametrize("topology", [True, False])
+def test_vanished_series_rank_the_crashed_service_first(with_up, topology):
+    # payment crashes: its series vanish, checkout's error ratio reaches 60 % before that, frontend's too
+    case, fault = demo_like(faulty="payment", kind="crash", with_up=with_up, topology=topology)
+    ranking = rank_root_causes(case)
+    assert ranking[0].service == "payment" and ranking[0].evidence == "missing"
+    if topology:
+        assert {r.service: r for r in ranking}["checkout"].explained_by == "payment"
+
+
+def test_up_at_zero_is_decisive_and_dates_the_crash():
+    case, fault = demo_like(faulty="database", kind="crash")
+    top_entry = rank_root_causes(case)[0]
+    assert top_entry.service == "database" and top_entry.top_metric == "up"
+    assert abs(top_entry.onset - fault) <= 10  # from `up`, not from when the series vanished (20 s later)
+
+
+@pytest.mark.parametrize("with_up,topology", [(True, True), (True, False), (False, True), (False, False)])
+def test_frontend_crash_that_silences_all_downstream_ranks_the_frontend(with_up, topology):
+    # everyone's requests drop to 0 and their latency / error series have no samples - the front end's fault
+    case, _ = demo_like(faulty="frontend", kind="crash", with_up=with_up, topology=topology)
+    ranking = rank_root_causes(case)
+    assert ranking[0].service == "frontend"
+
+
+def test_a_missed_scrape_is_not_a_crash():
+    case, _ = demo_like(faulty="catalog", kind="latency", seed=4)
+    ranking = rank_root_causes(case)
+    assert ranking[0].service == "catalog"
+    assert all(r.evidence != "missing" for r in ranking)
+
+
+def test_residue_of_an_earlier_incident_before_the_fault_does_not_win():
+    # checkout still had an error burst 90 s before this fault (the end of the previous incident)
+    case, _ = demo_like(faulty="database", kind="latency", burst=("checkout", 90), extra_ms=200)
+    assert top(case) == "database"
+
+
+def test_a_small_rise_of_own_load_does_not_discount_a_latency_fault():
+    case, _ = demo_like(faulty="database", kind="latency", load_rise=("database", 0.08), extra_ms=150)
+    assert top(case) == "database"
+
+
+def test_error_size_from_a_zero_baseline_is_kept_without_topology():
+    # every error ratio starts from exactly 0; the cause's is the largest - it must not tie with its callers
+    case, _ = demo_like(faulty="payment", kind="error", topology=False)
+    ranking = rank_root_causes(case)
+    assert ranking[0].service == "payment"
+    by = {r.service: r for r in ranking}
+    assert by["payment"].signals["metrics"] > by["checkout"].signals["metrics"] > by["frontend"].signals["metrics"]
+
+
+def test_an_earlier_incident_filling_the_early_baseline_is_not_normal():
+    # the database was already slow for most of the early baseline (the previous incident); the recent
+    # stretch before this fault is calm - it is the baseline, and the new latency fault stands out
+    case, fault = demo_like(faulty="database", kind="latency", extra_ms=700)
+    t = case.times
+    lat = case.series["database"]["latency-p95"]
+    early = (t < fault - 150) & (t >= fault - 300)
+    lat[early] = lat[early] + 0.5
+    ranking = rank_root_causes(case)
+    assert ranking[0].service == "database" and ranking[0].evidence == "latency"
+
+
+def test_a_callee_whose_strongest_series_is_latency_still_explains_callers_errors():
+    # the database both errors and slows down (latency is its top series); callers only error
+    case, fault = demo_like(faulty="database", kind="error")
+    ramp = np.clip((case.times - fault) / 25.0, 0, 1)
+    case.series["database"]["latency-p95"] = case.series["database"]["latency-p95"] + 0.5 * ramp
+    noise = np.abs(np.random.default_rng(2).normal(0, 0.05, case.times.size))  # its error ratio is noisy
+    case.series["database"]["error-ratio"] = case.series["database"]["error-ratio"] + noise
+    ranking = rank_root_causes(case)
+    by = {r.service: r for r in ranking}
+    assert ranking[0].service == "database" and by["database"].evidence == "latency"
+    assert by["checkout"].explained_by in ("database", "payment")

@@ -108,3 +108,20 @@ def test_command_line_exit_status_and_one_stderr_line(tmp_path):
     assert proc.stdout == ""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["CommandError: logs.jsonl line 2: invalid JSON (Expecting value)"]
+
+
+def test_bench_scores_several_suites_with_and_without_topology(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import rca as bench  # noqa: E402
+
+    for suite in ("real", "other"):
+        for i in range(2):
+            case = write_case(tmp_path / suite / f"case-{i}")
+            (case / "truth.json").write_text(json.dumps({"service": "payment", "fault": "error"}))
+    assert bench.main(["--data", str(tmp_path / "real"), "--data", str(tmp_path / "other"),
+                       "--without-topology", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    last = json.loads(out[-1])
+    assert set(last["suites"]) == {"real", "real no topology", "other", "other no topology"}
+    assert last["cases"] == 8 and all(s["n"] == 2 and "ece" in s for s in last["suites"].values())
+    assert any(line.startswith("real no topology") for line in out)
