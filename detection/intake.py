@@ -3,11 +3,16 @@
 One declarative parser per integration, as Grafana OnCall does: what a payload must contain,
 how its alerts map onto ours. Unknown fields are ignored; missing or mistyped required fields
 raise IntakeError with the reason, before anything is written.
+
+The intake answers 202 only for what this module accepted, and the queued task parses the same
+body again: so everything that could fail later (a NUL character Postgres refuses, a time that
+cannot be stored, a number that overflows) is refused here, never discovered by the worker.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 
 from django.utils.dateparse import parse_datetime
 
@@ -44,14 +49,34 @@ class ExternalAlert:
 
 
 def _time(value, field: str) -> datetime | None:
+    """An RFC 3339 time, normalised to UTC (any offset below 24 h is valid RFC 3339, but
+    PostgreSQL stores offsets only up to ±15:59)."""
     if value in (None, "", "0001-01-01T00:00:00Z"):
         return None
     if not isinstance(value, str):
         raise IntakeError(f"{field} must be an RFC 3339 string")
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed but impossible: month 13, offset +99:00
+        parsed = None
     if parsed is None:
-        raise IntakeError(f"{field} is not an RFC 3339 time: {value!r}")
-    return parsed
+        raise IntakeError(f"{field} is not an RFC 3339 time: {value[:64]!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt_timezone.utc)
+    try:
+        return parsed.astimezone(dt_timezone.utc)
+    except OverflowError:
+        raise IntakeError(f"{field} is out of range: {value[:64]!r}") from None
+
+
+def _text(value: str, field: str) -> str:
+    if "\x00" in value:
+        raise IntakeError(f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntakeError(f"{field} is not valid Unicode text (unpaired surrogate)") from None
+    return value
 
 
 def _string_map(value, field: str) -> dict[str, str]:
@@ -59,7 +84,18 @@ def _string_map(value, field: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise IntakeError(f"{field} must be an object of strings")
+    for key, text in value.items():
+        _text(key, f"{field} key")
+        _text(text, f"{field}.{key[:40]}")
     return value
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _parse_alert(item, index: int) -> ExternalAlert:
@@ -74,7 +110,9 @@ def _parse_alert(item, index: int) -> ExternalAlert:
         raise IntakeError(f"{where}.labels must not be empty")
     fingerprint = item.get("fingerprint")
     if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint or len(fingerprint) > 120):
-        raise IntakeError(f"{where}.fingerprint must be a non-empty string")
+        raise IntakeError(f"{where}.fingerprint must be a non-empty string of at most 120 characters")
+    if fingerprint is not None:
+        _text(fingerprint, f"{where}.fingerprint")
     if fingerprint is None:  # older senders: derive it from the label set, as Alertmanager does
         fingerprint = "labels:" + ",".join(f"{k}={labels[k]}" for k in sorted(labels))[:110]
     service = next((labels[k] for k in SERVICE_LABELS if labels.get(k)), None)
@@ -82,7 +120,7 @@ def _parse_alert(item, index: int) -> ExternalAlert:
     value = None
     if isinstance(values, dict):
         numbers = [v for v in values.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        value = float(numbers[0]) if numbers else None
+        value = _number(numbers[0]) if numbers else None
     return ExternalAlert(
         fingerprint=fingerprint,
         name=labels.get("alertname", "external alert")[:300],

@@ -56,7 +56,8 @@ class DetectionRule(models.Model):
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=RuleKind.choices)
     # A rule may cover many services at once: a series' `service` label picks the service.
-    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.CASCADE, related_name="rules")
+    # PROTECT: deleting a service must never delete its rules as a side effect (refused with 409).
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.HIGH)
     query = models.TextField(blank=True, help_text="PromQL (threshold, anomaly) or LogQL metric query (log pattern)")
     comparator = models.CharField(max_length=2, choices=Comparator.choices, default=Comparator.GT)
@@ -153,7 +154,8 @@ class Alert(models.Model):
     """One alerting series: a rule's label set, or one external alert (by its fingerprint)."""
 
     fingerprint = models.CharField(max_length=200, unique=True)
-    rule = models.ForeignKey(DetectionRule, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    # SET_NULL: a deleted rule's alerts stay (resolved first) as the incident's evidence.
+    rule = models.ForeignKey(DetectionRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     source = models.ForeignKey(AlertSource, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
     name = models.CharField(max_length=300)
     service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
@@ -168,6 +170,8 @@ class Alert(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     received_count = models.PositiveIntegerField(default=0, help_text="external alerts: deliveries received")
+    # External alerts: the delivery last applied, so a retried delivery does not count twice.
+    last_delivery = models.CharField(max_length=64, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,11 +1,15 @@
 """Thin Celery wrappers around detection.services (idempotent, safe to retry)."""
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
 from . import services
-from .intake import parse_webhook
+from .intake import IntakeError, parse_webhook
 from .models import AlertSource, DetectionRule
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="detection.dispatch_due_rules", ignore_result=True)
@@ -32,10 +36,16 @@ def auto_resolve_incidents() -> int:
     return len(services.auto_resolve_incidents())
 
 
+# Only errors that may pass are retried; the delivery id makes a retry skip what was applied.
 @shared_task(name="detection.ingest_external_alerts", ignore_result=True, acks_late=True,
-             autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def ingest_external_alerts(source_id: int, payload: dict) -> int:
+             autoretry_for=services.TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
+def ingest_external_alerts(source_id: int, payload: dict, delivery: str = "") -> int:
     source = AlertSource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:
         return 0
-    return services.ingest_external_alerts(source=source, alerts=parse_webhook(source.kind, payload))
+    try:
+        alerts = parse_webhook(source.kind, payload)
+    except IntakeError as exc:  # the intake validated it; only a body queued by an older version
+        log.error("queued delivery refused: %s", exc, extra={"source": source_id, "delivery": delivery})
+        return 0
+    return services.ingest_external_alerts(source=source, alerts=alerts, delivery=delivery)

@@ -31,6 +31,39 @@ def dependency_edges(direction: str = "callers") -> dict[int, set[int]]:
     return adjacency
 
 
+def dependency_graph_by_slug() -> dict[str, set[str]]:
+    """slug → the slugs it depends on (one query)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    rows = Service.depends_on.through.objects.values_list("from_service__slug", "to_service__slug")
+    for caller, callee in rows:
+        graph[caller].add(callee)
+    return graph
+
+
+def dependency_cycle(graph: dict) -> list | None:
+    """A cycle in a directed graph (node → successors) as [a, b, …, a], or None. Deterministic:
+    nodes and successors are visited in sorted order."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = defaultdict(int)
+    for root in sorted(graph):
+        if colour[root] != WHITE:
+            continue
+        path, stack = [root], [iter(sorted(graph.get(root, ())))]
+        colour[root] = GREY
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                colour[path.pop()] = BLACK
+                stack.pop()
+            elif colour[nxt] == GREY:
+                return path[path.index(nxt):] + [nxt]
+            elif colour[nxt] == WHITE:
+                colour[nxt] = GREY
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
 def reachable(start: Iterable[int], adjacency: dict[int, set[int]]) -> dict[int, int]:
     """Breadth-first from `start`: every other reachable service id with its distance in hops."""
     seen = set(start)

@@ -1,12 +1,15 @@
 """Webhook intake for external alerts: authenticate the sender, validate, queue, answer fast."""
 from __future__ import annotations
 
+import uuid
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.api.schema import AutoSchema
 from reliability_studio.api import error_response
 
 from ..intake import IntakeError, parse_webhook
@@ -19,6 +22,8 @@ class _AlertIntakeView(APIView):
 
     authentication_classes = []  # the caller is an alerting system with its own token, not a user
     permission_classes = []
+    schema = AutoSchema()
+    error_statuses = (401,)  # a missing or wrong bearer token
     parser_classes = [JSONParser]
     kind: str = ""
 
@@ -40,8 +45,9 @@ class _AlertIntakeView(APIView):
             alerts = parse_webhook(self.kind, request.data)
         except IntakeError as exc:
             return error_response(f"malformed {self.kind} payload: {exc}", status.HTTP_400_BAD_REQUEST, code="invalid")
-        # Validated here so a bad body is refused synchronously; the work itself is queued.
-        ingest_external_alerts.delay(source.pk, request.data)
+        # Validated here so a bad body is refused synchronously; the work itself is queued. The
+        # delivery id lets a retried task skip the alerts it already applied.
+        ingest_external_alerts.delay(source.pk, request.data, uuid.uuid4().hex)
         return Response({"message": f"accepted {len(alerts)} alert(s)", "accepted": len(alerts)},
                         status=status.HTTP_202_ACCEPTED)
 

@@ -1,13 +1,14 @@
 from rest_framework import serializers
 
 from incidents.models import Service
+from reliability_studio.api import SlugRelatedField, validate_string_map
 
 from ..models import Alert, DetectionRule
 
 
 class DetectionRuleSerializer(serializers.ModelSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False, allow_null=True)
-    firing = serializers.IntegerField(read_only=True, required=False)
+    service = SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False, allow_null=True)
+    firing = serializers.IntegerField(read_only=True, help_text="alerts of this rule firing now")
 
     class Meta:
         model = DetectionRule
@@ -21,11 +22,16 @@ class DetectionRuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["health", "last_evaluated_at", "last_value", "last_error", "last_duration_ms",
                             "created_at", "updated_at"]
 
+    def validate_labels(self, value):
+        return validate_string_map(value)
+
 
 class AlertSerializer(serializers.ModelSerializer):
-    rule = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    source = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # An alert comes from a rule or from an external source, so one of the two is always null (and
+    # both once its rule is deleted); a service is known only when its labels name one.
+    rule = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     incident = serializers.SerializerMethodField()
 
     class Meta:

@@ -1,5 +1,5 @@
-"""Detection API: rules (status for the control room), alerts, and chaos operations for admins."""
-from django.db import transaction
+"""Detection API: rules (status for the control room), alerts, and chaos operations for admins.
+Writes go through detection.services."""
 from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reliability_studio.access import Role
+from incidents.api.schema import AutoSchema
 from reliability_studio.api import error_response
 
 from .. import services
@@ -21,6 +22,7 @@ class DetectionRuleViewSet(viewsets.ModelViewSet):
 
     required_roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
                       "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
+    schema = AutoSchema()
     serializer_class = DetectionRuleSerializer
     filterset_fields = ["kind", "enabled", "health", "severity", "service__slug"]
     ordering_fields = ["name", "last_evaluated_at", "health"]
@@ -30,27 +32,24 @@ class DetectionRuleViewSet(viewsets.ModelViewSet):
             firing=Count("alerts", filter=Q(alerts__state=AlertState.FIRING))
         ).order_by("name")
 
+    # ValidationError from the services → 400 with the field and the source's message.
     def perform_create(self, serializer):
-        self._validated_save(serializer)
+        rule = services.create_rule(user=self.request.user, **serializer.validated_data)
+        serializer.instance = self.get_queryset().get(pk=rule.pk)  # with `firing`, as the schema says
 
     def perform_update(self, serializer):
-        self._validated_save(serializer)
+        rule = services.update_rule(rule=serializer.instance, user=self.request.user, **serializer.validated_data)
+        serializer.instance = self.get_queryset().get(pk=rule.pk)
 
-    @staticmethod
-    def _validated_save(serializer):
-        rule = serializer.instance or DetectionRule()
-        for field, value in serializer.validated_data.items():
-            setattr(rule, field, value)
-        services.validate_rule(rule)  # ValidationError → 400 with the field and the source's message
-        with transaction.atomic():
-            rule.save()
-        serializer.instance = rule
+    def perform_destroy(self, instance):
+        services.delete_rule(rule=instance, user=self.request.user)
 
 
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Per-series alert state (rules and external alerts)."""
 
     required_roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER}
+    schema = AutoSchema()
     serializer_class = AlertSerializer
     queryset = Alert.objects.select_related("rule", "source", "service").order_by("-updated_at")
     filterset_fields = ["state", "severity", "rule", "source"]
@@ -70,13 +69,18 @@ class ChaosSerializer(serializers.Serializer):
 
 
 class ChaosView(APIView):
-    """GET: fault state of the demo workload. DELETE: recover everything. Admins only."""
+    """GET: fault state of the demo workload (responders: they run and watch drills).
+    DELETE: recover everything (admins)."""
 
-    required_roles = {"GET": Role.ADMIN, "DELETE": Role.ADMIN}
+    required_roles = {"GET": Role.RESPONDER, "DELETE": Role.ADMIN}
+    schema = AutoSchema()
+    error_statuses = (502, 503)  # the demo workload's control API refused or did not answer
 
+    @extend_schema(responses={200: dict})
     def get(self, request):
         return self._run(lambda client: client.status())
 
+    @extend_schema(responses={200: dict})
     def delete(self, request):
         return self._run(lambda client: client.recover())
 
@@ -89,12 +93,22 @@ class ChaosView(APIView):
 
 
 class ServiceChaosView(ChaosView):
-    """POST {"kind": "error", "error_rate": 0.3} | {"kind": "latency", "add_ms": 800} | {"kind": "crash"};
-    DELETE recovers the service."""
+    """GET: one service's faults (responders). POST {"kind": "error", "error_rate": 0.3} |
+    {"kind": "latency", "add_ms": 800} | {"kind": "crash"}; DELETE recovers the service (admins)."""
 
-    required_roles = {"POST": Role.ADMIN, "DELETE": Role.ADMIN}
+    required_roles = {"GET": Role.RESPONDER, "POST": Role.ADMIN, "DELETE": Role.ADMIN}
 
-    @extend_schema(request=ChaosSerializer)
+    @extend_schema(responses={200: dict})
+    def get(self, request, service):
+        def one(client):
+            services_state = client.status().get("services", {})
+            if service not in services_state:
+                raise ChaosError(f"unknown service {service!r}", status=status.HTTP_404_NOT_FOUND)
+            return services_state[service]  # the same shape as the control API's GET /faults/<service>
+
+        return self._run(one)
+
+    @extend_schema(request=ChaosSerializer, responses={200: dict})
     def post(self, request, service):
         body = ChaosSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -105,5 +119,6 @@ class ServiceChaosView(ChaosView):
             return self._run(lambda client: client.latency(service, data["add_ms"]))
         return self._run(lambda client: client.crash(service))
 
+    @extend_schema(responses={200: dict})
     def delete(self, request, service):
         return self._run(lambda client: client.recover(service))

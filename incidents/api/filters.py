@@ -1,7 +1,29 @@
+from datetime import timezone as dt_timezone
+
 import django_filters
+from django import forms
 from django.db.models import Q
+from django_filters.fields import IsoDateTimeField
 
 from ..models import Incident, Severity, Status
+
+
+class UTCIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time normalised to UTC. Any offset below 24 h is valid ISO 8601, but PostgreSQL
+    accepts offsets only up to ±15:59, so the value is converted before it reaches the query."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt_timezone.utc)
+        except OverflowError:
+            raise forms.ValidationError("This time is out of range.", code="invalid") from None
+
+
+class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -10,8 +32,8 @@ class IncidentFilter(django_filters.FilterSet):
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, distinct=False)
     service = django_filters.CharFilter(method="filter_service", help_text="service slug (primary or affected)")
     active = django_filters.BooleanFilter(method="filter_active", help_text="true: not resolved")
-    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UTCIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UTCIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     q = django_filters.CharFilter(method="filter_text", help_text="full-text search on title and summary")
 
     class Meta:

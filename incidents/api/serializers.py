@@ -4,13 +4,15 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from reliability_studio.api import SlugRelatedField, validate_string_map
+
 from ..models import EventKind, Incident, Service, Severity, Source, Task, TimelineEvent
 
 User = get_user_model()
 
 
 class ServiceSerializer(serializers.ModelSerializer):
-    depends_on = serializers.SlugRelatedField(slug_field="slug", many=True, queryset=Service.objects.all(), required=False)
+    depends_on = SlugRelatedField(slug_field="slug", many=True, queryset=Service.objects.all(), required=False)
 
     class Meta:
         model = Service
@@ -21,9 +23,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_labels(self, value):
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise serializers.ValidationError("labels must be an object of string values")
-        return value
+        return validate_string_map(value)
 
 
 class BlastRadiusEntrySerializer(serializers.Serializer):
@@ -39,9 +39,9 @@ def _seconds(delta):
 
 class IncidentSerializer(serializers.ModelSerializer):
     key = serializers.CharField(read_only=True)
-    primary_service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False, allow_null=True)
-    affected_services = serializers.SlugRelatedField(slug_field="slug", many=True, queryset=Service.objects.all(), required=False)
-    commander = serializers.SlugRelatedField(slug_field="username", queryset=User.objects.all(), required=False, allow_null=True)
+    primary_service = SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False, allow_null=True)
+    affected_services = SlugRelatedField(slug_field="slug", many=True, queryset=Service.objects.all(), required=False)
+    commander = SlugRelatedField(slug_field="username", queryset=User.objects.all(), required=False, allow_null=True)
     severity = serializers.ChoiceField(choices=Severity.choices)
     mttd_seconds = serializers.SerializerMethodField()
     mtta_seconds = serializers.SerializerMethodField()
@@ -72,7 +72,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return _seconds(obj.time_to_resolve)
 
     def validate_labels(self, value):
-        return ServiceSerializer.validate_labels(self, value)
+        return validate_string_map(value)
 
 
 class IncidentListSerializer(serializers.Serializer):
@@ -117,7 +117,7 @@ class CommentSerializer(serializers.Serializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", queryset=User.objects.all(), required=False, allow_null=True)
+    owner = SlugRelatedField(slug_field="username", queryset=User.objects.all(), required=False, allow_null=True)
     incident = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from reliability_studio.access import Role
+from .schema import AutoSchema
 
 from .. import selectors, services
 from ..models import Incident, Service, Status, Task
@@ -31,18 +32,34 @@ ADMINISTER = Role.ADMIN
 
 
 class ServiceViewSet(viewsets.ModelViewSet):
-    """The service catalog with its dependency graph."""
+    """The service catalog with its dependency graph. Writes go through incidents.services: a
+    dependency cycle is refused (400), and a service still referenced cannot be deleted (409)."""
 
     required_roles = {"list": READ, "retrieve": READ, "blast_radius": READ, "create": ADMINISTER,
                       "update": ADMINISTER, "partial_update": ADMINISTER, "destroy": ADMINISTER}
+    schema = AutoSchema()
     serializer_class = ServiceSerializer
     queryset = Service.objects.prefetch_related("depends_on").order_by("slug")
     lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"  # what a slug can hold (and so the schema says it)
     filterset_fields = ["tier", "owner_team"]
     ordering_fields = ["slug", "name", "tier"]
 
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = services.create_service(user=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_service(
+            service=serializer.instance, user=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.delete_service(service=instance, user=self.request.user)
+
+    # A bare list (the graph around one service is small); not paginated, and documented so.
     @extend_schema(responses=BlastRadiusEntrySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="blast-radius")
+    @action(detail=True, methods=["get"], url_path="blast-radius", pagination_class=None, filter_backends=[])
     def blast_radius(self, request, slug=None):
         """Services that depend on this one, directly or transitively."""
         service = self.get_object()
@@ -69,6 +86,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         "create": RESPOND, "partial_update": RESPOND, "acknowledge": RESPOND, "investigate": RESPOND,
         "mitigate": RESPOND, "resolve": RESPOND, "reopen": RESPOND,
     }
+    schema = AutoSchema()
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
     ordering_fields = ["started_at", "severity", "status", "updated_at"]
@@ -154,7 +172,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return self._transition(request, Status.OPEN)
 
     @extend_schema(methods=["GET"], responses=TimelineEventSerializer(many=True))
-    @extend_schema(methods=["POST"], request=CommentSerializer, responses=TimelineEventSerializer)
+    @extend_schema(methods=["POST"], request=CommentSerializer, responses={201: TimelineEventSerializer})
     @action(detail=True, methods=["get", "post"])
     def timeline(self, request, pk=None):
         """The append-only timeline; POST appends a comment (responders)."""
@@ -167,9 +185,10 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         page = self.paginate_queryset(incident.timeline.all())
         return self.get_paginated_response(TimelineEventSerializer(page, many=True).data)
 
+    # GET is a bare list (an incident has a handful of tasks), documented so: clients read a list.
     @extend_schema(methods=["GET"], responses=TaskSerializer(many=True))
-    @extend_schema(methods=["POST"], request=TaskSerializer, responses=TaskSerializer)
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["POST"], request=TaskSerializer, responses={201: TaskSerializer})
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def tasks(self, request, pk=None):
         """Action items; POST adds one (responders)."""
         incident = self.get_object()
@@ -181,7 +200,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(TaskSerializer(incident.tasks.select_related("owner"), many=True).data)
 
     @extend_schema(responses=BlastRadiusEntrySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="blast-radius")
+    @action(detail=True, methods=["get"], url_path="blast-radius", pagination_class=None, filter_backends=[])
     def blast_radius(self, request, pk=None):
         rows = [
             {"slug": s.slug, "name": s.name, "tier": s.tier, "distance": d}
@@ -194,6 +213,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.G
     """One action item: responders update its title, owner, due date or done state."""
 
     required_roles = {"retrieve": READ, "update": RESPOND, "partial_update": RESPOND}
+    schema = AutoSchema()
     serializer_class = TaskSerializer
     queryset = Task.objects.select_related("owner")
 

@@ -6,6 +6,7 @@ without Loki or a cluster shows them as available rather than as failing.
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from detection import services
 from detection.models import AnomalyMethod, Comparator, DetectionRule, KubernetesCondition, RuleKind
 from incidents.models import Severity
 
@@ -51,10 +52,9 @@ class Command(BaseCommand):
         created = 0
         for spec in DEFAULT_RULES:
             enabled = {RuleKind.LOG_PATTERN: loki, RuleKind.KUBERNETES: kubernetes}.get(spec["kind"], True)
-            rule = DetectionRule(enabled=enabled, **spec)
-            if DetectionRule.objects.filter(name=rule.name).exists():
+            if DetectionRule.objects.filter(name=spec["name"]).exists():
                 continue
-            rule.full_clean()
-            rule.save()
+            # Not asked of the source: seeding runs before Prometheus or Loki may be up.
+            services.create_rule(check_source=False, enabled=enabled, **spec)
             created += 1
         self.stdout.write(f"detection rules: {created} created, {len(DEFAULT_RULES) - created} already present")
