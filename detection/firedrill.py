@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.apps import apps
 from django.utils import timezone
 
 from incidents.models import EventKind, Incident, Status, TimelineEvent
@@ -63,6 +64,25 @@ class DrillResult:
     mttd_seconds: float | None = None
     auto_resolved: bool | None = None
     resolve_seconds: float | None = None
+    top_hypothesis: str | None = None  # the investigation's most likely service
+    hypothesis_right: bool | None = None  # ... is the service the fault was injected into
+
+
+INVESTIGATION_TIMEOUT = 30.0
+
+
+def top_hypothesis(incident_id: int, timeout: float = INVESTIGATION_TIMEOUT) -> str | None:
+    """The service of the incident's top hypothesis once its investigation runs have finished
+    (bounded wait). Read through the app registry: detection does not import investigation."""
+    try:
+        Run = apps.get_model("investigation", "InvestigationRun")
+        Hypothesis = apps.get_model("investigation", "Hypothesis")
+    except LookupError:
+        return None
+    runs = Run.objects.filter(incident_id=incident_id)
+    wait_until(lambda: runs.exists() and not runs.filter(status__in=["queued", "running"]).exists(), timeout)
+    top = Hypothesis.objects.filter(incident_id=incident_id).exclude(status="rejected").order_by("rank", "id").first()
+    return top.service if top else None
 
 
 def first_firing_since(since: datetime) -> TimelineEvent | None:
@@ -106,7 +126,10 @@ def run_fault(chaos: ChaosClient, fault: Fault, *, detect_timeout: float, resolv
     incident = event.incident
     result.incident = incident.key
     result.mttd_seconds = round((event.occurred_at - injected_at).total_seconds(), 1)
-    log(f"{incident.key} caught it after {result.mttd_seconds}s; recovered, waiting for auto-resolve")
+    result.top_hypothesis = top_hypothesis(incident.pk)
+    result.hypothesis_right = None if result.top_hypothesis is None else result.top_hypothesis == fault.service
+    log(f"{incident.key} caught it after {result.mttd_seconds}s; top hypothesis {result.top_hypothesis or '—'}; "
+        "recovered, waiting for auto-resolve")
     resolved = wait_until(lambda: Incident.objects.filter(pk=incident.pk, status=Status.RESOLVED).exists(),
                           resolve_timeout, interval=1.0)
     result.auto_resolved = bool(resolved)
@@ -123,12 +146,14 @@ def quiet_period(seconds: float = 0) -> None:
 
 
 def format_table(results: list[DrillResult]) -> str:
-    rows = [("fault", "incident", "MTTD s", "auto-resolved", "resolve s", "rules that fired")]
+    rows = [("fault", "incident", "MTTD s", "auto-resolved", "resolve s", "top hypothesis", "rules that fired")]
     for r in results:
         rows.append((
             str(r.fault), r.incident or "—", "—" if r.mttd_seconds is None else f"{r.mttd_seconds:g}",
             {True: "yes", False: "NO", None: "—"}[r.auto_resolved],
-            "—" if r.resolve_seconds is None else f"{r.resolve_seconds:g}", "; ".join(r.rules) or "—",
+            "—" if r.resolve_seconds is None else f"{r.resolve_seconds:g}",
+            "—" if r.top_hypothesis is None else f"{r.top_hypothesis} ({'right' if r.hypothesis_right else 'WRONG'})",
+            "; ".join(r.rules) or "—",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]

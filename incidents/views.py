@@ -3,11 +3,11 @@
 Pages are split into regions, each a partial template that can be fetched on its own
 (`incident_region`). Live events arrive over /ws/incidents/ and only tell the page *which* region
 to fetch again (static/js/live.js), so the HTML is always rendered here and never in the browser.
-Writes go through incidents.services; roles through reliability_studio.access.
+Writes go through incidents.services; roles through reliability_studio.access. The regions live in
+the registry `incidents.panels`: this module registers the incidents' own (and placeholders for the
+panels other apps fill), and apps built on incidents replace them from their AppConfig.ready().
 """
 from __future__ import annotations
-
-from typing import Callable
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -19,7 +19,7 @@ from detection.evidence import metric_evidence
 from reliability_studio.access import Role, role_required
 from reliability_studio.telemetry.errors import TelemetryError
 
-from . import selectors, services
+from . import panels, selectors, services
 from .errors import DomainError
 from .forms import ACTIVE, CommentForm, IncidentFilterForm, TaskForm
 from .graph import layout_blast_radius
@@ -103,19 +103,21 @@ def _evidence(request, incident: Incident) -> dict:
         return {"incident": incident, "metrics": [], "metrics_error": str(exc)}
 
 
-# Region name → (template, context builder). The incident page renders all of them; the live
-# script fetches one when an event says it changed.
-REGIONS: dict[str, tuple[str, Callable[..., dict]]] = {
-    "header": ("incidents/_header.html", _header),
-    "summary": ("incidents/_summary.html", _summary),
-    "blast-radius": ("incidents/_blast_radius.html", _blast_radius),
-    "slo-impact": ("incidents/_slo_impact.html", _panel),
-    "evidence": ("incidents/_evidence.html", _evidence),
-    "hypotheses": ("incidents/_hypotheses.html", _panel),
-    "actions": ("incidents/_actions.html", _panel),
-    "timeline": ("incidents/_timeline.html", _timeline),
-    "tasks": ("incidents/_tasks.html", _tasks),
-}
+# The incidents' regions, and placeholders for the panels other apps fill (investigation: summary,
+# evidence, hypotheses; SLOs; remediation). `register_default` never replaces an app's region, so
+# the order in which modules are imported does not matter.
+for _name, _template, _build, _column, _order in (
+    ("header", "incidents/_header.html", _header, panels.FIXED, 0),
+    ("summary", "incidents/_summary.html", _summary, panels.MAIN, 10),
+    ("hypotheses", "incidents/_hypotheses.html", _panel, panels.MAIN, 30),
+    ("evidence", "incidents/_evidence.html", _evidence, panels.MAIN, 40),
+    ("blast-radius", "incidents/_blast_radius.html", _blast_radius, panels.MAIN, 50),
+    ("slo-impact", "incidents/_slo_impact.html", _panel, panels.SIDE, 20),
+    ("actions", "incidents/_actions.html", _panel, panels.SIDE, 30),
+    ("timeline", "incidents/_timeline.html", _timeline, panels.FIXED, 90),
+    ("tasks", "incidents/_tasks.html", _tasks, panels.FIXED, 80),
+):
+    panels.register_default(_name, _template, _build, column=_column, order=_order)
 
 
 def _incident(pk: int) -> Incident:
@@ -126,19 +128,21 @@ def _incident(pk: int) -> Incident:
 @role_required(Role.VIEWER)
 def incident_detail(request, pk: int):
     incident = _incident(pk)
-    context = {"incident": incident}
-    for _template, build in REGIONS.values():
-        context.update(build(request, incident))
+    context = panels.build_context(request, incident) | {
+        "incident": incident,
+        "main_regions": [r.template for r in panels.regions(column=panels.MAIN)],
+        "side_regions": [r.template for r in panels.regions(column=panels.SIDE)],
+    }
     return render(request, "incidents/detail.html", context)
 
 
 @require_GET
 @role_required(Role.VIEWER)
 def incident_region(request, pk: int, region: str):
-    if region not in REGIONS:
+    found = panels.region(region)
+    if found is None:
         raise Http404("no such region")
-    template, build = REGIONS[region]
-    return render(request, template, build(request, _incident(pk)))
+    return render(request, found.template, found.builder(request, _incident(pk)))
 
 
 # --- post-incident review --------------------------------------------------------------------------
@@ -155,9 +159,13 @@ REVIEW_DURATIONS = (
 @role_required(Role.VIEWER)
 def incident_review(request, pk: int):
     """A printable review of one incident (meant for resolved ones): durations, the alerts that fed
-    it, blast radius, the whole timeline oldest first, tasks, root cause and impact."""
+    it, blast radius, the whole timeline oldest first, tasks, root cause and impact. An app that
+    writes the review (investigation) registers its sections as review-page regions; they replace
+    the summary, tasks and timeline shown here without one."""
     incident = _incident(pk)
-    context = {
+    review_regions = panels.regions(panels.REVIEW_PAGE)
+    context = panels.build_context(request, incident, panels.REVIEW_PAGE) | {
+        "review_regions": [r.template for r in review_regions],
         "incident": incident,
         "durations": [(label, getattr(incident, name), meaning) for label, name, meaning in REVIEW_DURATIONS],
         "alerts": selectors.incident_review_alerts(incident),
@@ -176,10 +184,10 @@ def _region_response(request, incident: Incident, region: str, *, error: str = "
         if error:
             messages.error(request, error)
         return redirect("incidents:detail", pk=incident.pk)
-    template, build = REGIONS[region]
-    context = build(request, _incident(incident.pk)) | {"error": error}
+    found = panels.region(region)
+    context = found.builder(request, _incident(incident.pk)) | {"error": error}
     # 409/422 are swapped too (htmx-config in base.html) so the message appears where the user acted.
-    response = render(request, template, context, status=409 if error else 200)
+    response = render(request, found.template, context, status=409 if error else 200)
     if trigger and not error:
         # Refresh dependent regions at once, even if this browser's WebSocket is down right now.
         response["HX-Trigger"] = trigger

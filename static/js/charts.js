@@ -2,7 +2,7 @@
 //   <div class="chart" data-chart='{"title": "...", "unit": "req/s",
 //        "x": [epoch seconds...], "series": [{"label": "incident", "values": [...]},
 //                                            {"label": "baseline", "values": [...], "dash": true}],
-//        "shade": [from, to]}'></div>   (optional shaded band, epoch seconds)
+//        "shade": [from, to], "mark": t}'></div>   (optional shaded band and vertical line, epoch seconds)
 // Evidence partials (investigation) render that; htmx:load draws charts that arrive in a swap.
 (function () {
   "use strict";
@@ -25,15 +25,28 @@
       axes: [Object.assign({}, axis), Object.assign({ label: spec.unit || "" }, axis)],
       scales: { x: { time: true } },
     };
+    options.hooks = {};
     if (spec.shade) {
       // [from, to] in epoch seconds: a shaded band (e.g. the 15 minutes before the incident).
-      options.hooks = { drawClear: [(u) => {
+      options.hooks.drawClear = [(u) => {
         const x0 = u.valToPos(spec.shade[0], "x", true), x1 = u.valToPos(spec.shade[1], "x", true);
         u.ctx.save();
         u.ctx.fillStyle = "rgba(142, 142, 142, 0.15)";
         u.ctx.fillRect(x0, u.bbox.top, Math.max(0, x1 - x0), u.bbox.height);
         u.ctx.restore();
-      }] };
+      }];
+    }
+    if (spec.mark != null) {
+      // epoch seconds: a vertical line where the change started (the investigation's change point).
+      options.hooks.draw = [(u) => {
+        const x = u.valToPos(spec.mark, "x", true);
+        u.ctx.save();
+        u.ctx.strokeStyle = "#ff9830";
+        u.ctx.setLineDash([4, 3]);
+        u.ctx.lineWidth = 1.5;
+        u.ctx.beginPath(); u.ctx.moveTo(x, u.bbox.top); u.ctx.lineTo(x, u.bbox.top + u.bbox.height); u.ctx.stroke();
+        u.ctx.restore();
+      }];
     }
     new uPlot(options, [spec.x].concat(spec.series.map((s) => s.values)), el);
   }

@@ -5,6 +5,15 @@ import pytest
 from .browser import launch
 
 
+@pytest.fixture(autouse=True)
+def investigation_panels():
+    """The incident page as shipped: the investigation's panels registered (InvestigationConfig.ready()
+    does this too; registering is idempotent)."""
+    from investigation import panels
+
+    panels.register()
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One Chromium per test module.

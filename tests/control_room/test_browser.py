@@ -119,7 +119,8 @@ def test_incident_page_renders_every_panel_and_acknowledge_reaches_a_second_brow
     assert rita.locator('.service-graph [data-service="payment"][data-state="affected"]').is_visible()
     assert rita.locator('.service-graph [data-service="frontend"][data-state="dependent"]').is_visible()
     assert "No SLO defined for payment yet" in rita.locator("#region-slo-impact").inner_text()
-    rita.screenshot(path=screenshot_path("incident-page.png", tmp_path), full_page=True)
+    # docs/screenshots/incident-page.png comes from tests/investigation/test_browser_cause.py (real panels).
+    rita.screenshot(path=tmp_path / "incident-page.png", full_page=True)
     entries_before = vera.locator("#region-timeline li").count()
 
     rita.get_by_role("button", name="Acknowledge").click()

@@ -320,7 +320,7 @@ def test_review_shows_header_durations_alerts_blast_radius_timeline_tasks_and_ro
     assert 'data-service="frontend" data-state="dependent"' in html
     assert "A bad deploy of the adapter." in html and "1 in 8 checkouts failed" in html
     assert "Add a retry budget to the payment adapter" in html
-    timeline = html[html.index('id="review-timeline"'):]
+    timeline = html[html.index('id="review-section-timeline"'):]
     assert timeline.index("FIRING: Payment error ratio") < timeline.index("investigating → resolved")  # oldest first
     assert "@media print" in _stylesheet()
 
@@ -329,7 +329,8 @@ def test_review_of_a_manual_incident_says_no_alert_belonged_to_it(client, viewer
     incident = incidents.create_incident(title="Checkout slow", severity="medium", primary_service=shop["checkout"])
     html = as_user(client, viewer).get(reverse("incidents:review", args=[incident.pk])).content.decode()
     assert "No alert belonged to this incident" in html and "the review is incomplete" in html
-    assert html.count("not reached") == 3  # neither acknowledged, mitigated nor resolved yet
+    durations = html[html.index('id="durations"'):]
+    assert durations[:durations.index("</dl>")].count("not reached") == 3  # not acknowledged, mitigated, resolved
 
 
 def test_incident_page_header_links_to_the_review(client, viewer, shop):
