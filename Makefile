@@ -12,6 +12,8 @@ run: install system-deps assets .env  ## Bring up web, worker, beat, Prometheus 
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_catalog demo/catalog.yaml
 	$(PY) manage.py seed_detection_rules
+	$(PY) manage.py seed_slos
+	$(PY) manage.py load_runbooks
 	$(PY) manage.py create_admin --username demo --generate-password --if-missing
 	$(PY) manage.py devstack
 

@@ -70,8 +70,9 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{db_name}-"))
         self.shop = start_shop(self.tmp, rps=rps)
         services = ("frontend", "catalog", "checkout", "payment", "database")
-        self.prometheus = start_prometheus([f"127.0.0.1:{self.shop.port(s)}" for s in services],
-                                           scrape_interval=scrape, job="shop")
+        targets = {f"127.0.0.1:{self.shop.port(s)}": {"service": s} for s in services}
+        self.prometheus = start_prometheus(list(targets), scrape_interval=scrape, job="shop",
+                                           target_labels=targets)  # as make run's config labels them
         self.env = server_env(db_name, PROMETHEUS_URL=self.prometheus.url, DEMO_CONTROL_URL=self.shop.control_url,
                               **env_extra)
         self.web = Daphne(self.env)

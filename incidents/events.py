@@ -28,6 +28,7 @@ EVENT_TYPES = frozenset(
         "slo.updated",
         "remediation.updated",
         "detection.updated",
+        "notification.sent",
     }
 )
 

@@ -72,7 +72,7 @@ def grant_role(user, role: Role) -> None:
 
 # The Django admin checks model permissions; the role groups carry them so that the admin obeys the
 # same roles as everything else. Re-synced after every migrate (new models get their permissions).
-ADMIN_APPS = ("incidents", "slos", "detection", "investigation", "remediation", "auth", "authtoken")
+ADMIN_APPS = ("incidents", "slos", "detection", "investigation", "remediation", "notifications", "auth", "authtoken")
 
 
 def sync_role_permissions(**_kwargs) -> None:

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "detection",
     "investigation",
     "remediation",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -195,7 +196,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "reliability_studio.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend", "rest_framework.filters.OrderingFilter"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "incidents.api.schema.AutoSchema",  # documents the JSON error responses
     "EXCEPTION_HANDLER": "reliability_studio.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -247,12 +248,106 @@ DETECTION_AUTO_RESOLVE_HOLD_SECONDS = {
 DETECTION_DISPATCH_SECONDS = env.float("DETECTION_DISPATCH_SECONDS", default=1.0)
 DETECTION_BATCH_SIZE = env.int("DETECTION_BATCH_SIZE", default=25)
 
+# Remediation: runbooks in REMEDIATION_RUNBOOK_DIR (manage.py load_runbooks). The kill switch stops
+# every action (the admin has a toggle too); at most RATE_LIMIT_COUNT actions per target per window;
+# automatic runs stop after BREAKER_FAILURES failed or ineffective ones in a row. After an action the
+# incident's alerts are watched for VERIFY_SECONDS (a step may set its own), checked every
+# VERIFY_INTERVAL_SECONDS by beat.
+REMEDIATION_RUNBOOK_DIR = env.str("REMEDIATION_RUNBOOK_DIR", default="runbooks")
+REMEDIATION_KILL_SWITCH = env.bool("REMEDIATION_KILL_SWITCH", default=False)
+REMEDIATION_RATE_LIMIT_COUNT = env.int("REMEDIATION_RATE_LIMIT_COUNT", default=3)
+REMEDIATION_RATE_LIMIT_WINDOW_SECONDS = env.int("REMEDIATION_RATE_LIMIT_WINDOW_SECONDS", default=600)
+REMEDIATION_BREAKER_FAILURES = env.int("REMEDIATION_BREAKER_FAILURES", default=3)
+REMEDIATION_BREAKER_WINDOW_SECONDS = env.int("REMEDIATION_BREAKER_WINDOW_SECONDS", default=3600)
+REMEDIATION_VERIFY_SECONDS = env.int("REMEDIATION_VERIFY_SECONDS", default=180)
+REMEDIATION_VERIFY_INTERVAL_SECONDS = env.float("REMEDIATION_VERIFY_INTERVAL_SECONDS", default=2.0)
+REMEDIATION_EXECUTION_TIMEOUT_SECONDS = env.int("REMEDIATION_EXECUTION_TIMEOUT_SECONDS", default=600)
+REMEDIATION_DEFAULT_NAMESPACE = env.str("REMEDIATION_DEFAULT_NAMESPACE", default="default")
+REMEDIATION_WEBHOOK_SECRET = env.str("REMEDIATION_WEBHOOK_SECRET", default="")
+REMEDIATION_WEBHOOK_TIMEOUT_SECONDS = env.float("REMEDIATION_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+REMEDIATION_WEBHOOK_MAX_RETRIES = env.int("REMEDIATION_WEBHOOK_MAX_RETRIES", default=2)
+REMEDIATION_WEBHOOK_BACKOFF_SECONDS = env.float("REMEDIATION_WEBHOOK_BACKOFF_SECONDS", default=0.5)
+
+# Notifications: email through Django's SMTP backend, Slack, Teams, PagerDuty, signed webhooks.
+# Links in messages use NOTIFICATIONS_BASE_URL; outgoing calls refuse loopback and link-local /
+# metadata addresses unless allowed; failed attempts retry with exponential backoff (bounded).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="reliability-studio@localhost")
+NOTIFICATIONS_EMAIL_DOMAIN = env.str("NOTIFICATIONS_EMAIL_DOMAIN", default="reliability-studio.local")
+NOTIFICATIONS_BASE_URL = env.str("NOTIFICATIONS_BASE_URL", default="http://localhost:8000")
+NOTIFICATIONS_ACK_LINK_MAX_AGE_SECONDS = env.int("NOTIFICATIONS_ACK_LINK_MAX_AGE_SECONDS", default=24 * 3600)
+NOTIFICATIONS_ACK_ANONYMOUS = env.bool("NOTIFICATIONS_ACK_ANONYMOUS", default=False)
+NOTIFICATIONS_HTTP_TIMEOUT_SECONDS = env.float("NOTIFICATIONS_HTTP_TIMEOUT_SECONDS", default=5.0)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=5)
+NOTIFICATIONS_RETRY_BACKOFF_SECONDS = env.float("NOTIFICATIONS_RETRY_BACKOFF_SECONDS", default=10.0)
+NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+NOTIFICATIONS_DELIVERY_LEASE_SECONDS = env.int("NOTIFICATIONS_DELIVERY_LEASE_SECONDS", default=120)
+NOTIFICATIONS_TICK_SECONDS = env.float("NOTIFICATIONS_TICK_SECONDS", default=5.0)
+# A queue of their own for notification tasks ("" = the default queue); its workers need -Q with it.
+NOTIFICATIONS_QUEUE = env.str("NOTIFICATIONS_QUEUE", default="")
+NOTIFICATIONS_ALLOW_LOOPBACK = env.bool("NOTIFICATIONS_ALLOW_LOOPBACK", default=False)
+NOTIFICATIONS_ALLOW_LINK_LOCAL = env.bool("NOTIFICATIONS_ALLOW_LINK_LOCAL", default=False)
+NOTIFICATIONS_PAGERDUTY_EVENTS_URL = env.str("NOTIFICATIONS_PAGERDUTY_EVENTS_URL",
+                                             default="https://events.pagerduty.com/v2/enqueue")
+
+# SLOs: beat recomputes every SLO (SLI, budget, burn rates, burn alerts) every SLO_RECOMPUTE_SECONDS;
+# a history point at most every SLO_SNAPSHOT_SECONDS. The error-budget policy maps burn-alert rows to
+# incident severities. Status: warning / critical below these fractions of budget left.
+SLO_RECOMPUTE_SECONDS = env.float("SLO_RECOMPUTE_SECONDS", default=15.0)
+SLO_SNAPSHOT_SECONDS = env.int("SLO_SNAPSHOT_SECONDS", default=300)
+SLO_SNAPSHOT_RETENTION_DAYS = env.int("SLO_SNAPSHOT_RETENTION_DAYS", default=100)
+SLO_SEVERITY_POLICY = env.str(
+    "SLO_SEVERITY_POLICY", default="page_fast=critical,page_slow=high,ticket_fast=medium,ticket_slow=low")
+SLO_WARNING_REMAINING = env.float("SLO_WARNING_REMAINING", default=0.25)
+SLO_CRITICAL_REMAINING = env.float("SLO_CRITICAL_REMAINING", default=0.10)
+SLO_ALERT_RECOVERY_HOLD_SECONDS = env.int("SLO_ALERT_RECOVERY_HOLD_SECONDS", default=60)
+SLO_BATCH_QUERIES = env.bool("SLO_BATCH_QUERIES", default=True)
+
+# Investigation: a run per trigger (opened, reopened, services joined, manual). Each collector has its
+# own deadline, so a hanging source ends as "timed out" evidence and the run still completes.
+INVESTIGATION_COLLECTOR_TIMEOUT_SECONDS = env.float("INVESTIGATION_COLLECTOR_TIMEOUT_SECONDS", default=4.0)
+INVESTIGATION_JOIN_DEBOUNCE_SECONDS = env.int("INVESTIGATION_JOIN_DEBOUNCE_SECONDS", default=20)
+INVESTIGATION_MAX_ATTEMPTS = env.int("INVESTIGATION_MAX_ATTEMPTS", default=3)
+# The incident window starts this long before the first pending sighting; the baseline is as long.
+INVESTIGATION_WINDOW_LEAD_SECONDS = env.int("INVESTIGATION_WINDOW_LEAD_SECONDS", default=180)
+INVESTIGATION_MAX_POINTS = env.int("INVESTIGATION_MAX_POINTS", default=240)  # per series, baseline + window
+INVESTIGATION_MIN_STEP_SECONDS = env.int("INVESTIGATION_MIN_STEP_SECONDS", default=1)
+INVESTIGATION_RATE_WINDOW = env.str("INVESTIGATION_RATE_WINDOW", default="30s")  # $rate in the queries below
+# Per-service PromQL; $selector is the catalog's prometheus.selector (investigation/scope.py).
+INVESTIGATION_QUERY_REQUEST_RATE = env.str(
+    "INVESTIGATION_QUERY_REQUEST_RATE", default="sum(rate(http_requests_total{$selector}[$rate]))")
+INVESTIGATION_QUERY_ERROR_RATIO = env.str(
+    "INVESTIGATION_QUERY_ERROR_RATIO",
+    default='sum(rate(http_requests_total{$selector,code=~"5.."}[$rate])) / sum(rate(http_requests_total{$selector}[$rate]))')
+INVESTIGATION_QUERY_LATENCY = env.str(
+    "INVESTIGATION_QUERY_LATENCY",
+    default="histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{$selector}[$rate])))")
+INVESTIGATION_QUERY_AVAILABILITY = env.str("INVESTIGATION_QUERY_AVAILABILITY", default="min(up{$selector})")
+# Failed requests over the incident window ($window = its length), for the impact.
+INVESTIGATION_QUERY_FAILED_REQUESTS = env.str(
+    "INVESTIGATION_QUERY_FAILED_REQUESTS", default='sum(increase(http_requests_total{$selector,code=~"5.."}[$window]))')
+# Changes this long before the window are still collected; one this close before the onset is suspect.
+INVESTIGATION_CHANGE_LOOKBACK_SECONDS = env.int("INVESTIGATION_CHANGE_LOOKBACK_SECONDS", default=3600)
+INVESTIGATION_DEPLOY_SUSPECT_SECONDS = env.int("INVESTIGATION_DEPLOY_SUSPECT_SECONDS", default=1800)
+INVESTIGATION_MAX_HYPOTHESES = env.int("INVESTIGATION_MAX_HYPOTHESES", default=5)
+
 CELERY_BEAT_SCHEDULE = {
     # Proves beat → broker → worker is alive; /readyz shows the heartbeat's age.
     "heartbeat": {"task": "reliability_studio.tasks.heartbeat", "schedule": 15.0},
     "detection-dispatch": {"task": "detection.dispatch_due_rules", "schedule": DETECTION_DISPATCH_SECONDS},
     "detection-auto-resolve": {"task": "detection.auto_resolve_incidents", "schedule": 5.0},
 }
+CELERY_BEAT_SCHEDULE["slo-recompute"] = {"task": "slos.recompute", "schedule": SLO_RECOMPUTE_SECONDS}
+CELERY_BEAT_SCHEDULE["remediation-verify"] = {"task": "remediation.verify", "schedule": REMEDIATION_VERIFY_INTERVAL_SECONDS}
+# Escalation levels that are due, retries with their backoff, deliveries whose task was lost.
+CELERY_BEAT_SCHEDULE["notifications-escalate"] = {"task": "notifications.tick", "schedule": NOTIFICATIONS_TICK_SECONDS}
 
 # The demo workload's control API (chaos commands talk to it the way they would to any real system).
 DEMO_CONTROL_URL = env.str("DEMO_CONTROL_URL", default="http://127.0.0.1:9100")

@@ -30,6 +30,7 @@ from .errors import (
     KubernetesError,
 )
 from .k8s_models import (
+    REVISION_ANNOTATION,
     DeploymentInfo,
     EventInfo,
     PodInfo,
@@ -172,6 +173,98 @@ class KubernetesClient:
                             **({"label_selector": selector} if selector else {}))
         return rollout_revisions(dep, rs_list.get("items") or [])
 
+    # -- writes (remediation) ----------------------------------------------------
+    #
+    # The exact requests kubectl sends (see tests/fixtures/kubernetes/README.md). Writes are never
+    # retried (not idempotent in general); the breaker still counts their failures. ``dry_run``
+    # sends ``dryRun=All``: the API server validates and answers without persisting.
+
+    def deployment_object(self, namespace: str, name: str) -> dict[str, Any]:
+        """The raw Deployment JSON (for dry runs: what a patch would change)."""
+        apps = k8s.AppsV1Api(self._client())
+        return self._get(apps.read_namespaced_deployment, name, namespace)
+
+    def scale_object(self, namespace: str, deployment: str) -> dict[str, Any]:
+        """The Deployment's ``autoscaling/v1`` Scale subresource."""
+        apps = k8s.AppsV1Api(self._client())
+        return self._get(apps.read_namespaced_deployment_scale, deployment, namespace)
+
+    def replicasets_of(self, namespace: str, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        """ReplicaSets matching a Deployment's selector (ownership is checked by the caller)."""
+        apps = k8s.AppsV1Api(self._client())
+        selector = selector_string((deployment.get("spec") or {}).get("selector") or {})
+        body = self._get(apps.list_namespaced_replica_set, namespace,
+                         **({"label_selector": selector} if selector else {}))
+        return body.get("items") or []
+
+    def rollout_restart(self, namespace: str, deployment: str, *, restarted_at: str | None = None,
+                        dry_run: bool = False) -> dict[str, Any]:
+        """``kubectl rollout restart``: a strategic-merge patch of the pod template's
+        ``kubectl.kubernetes.io/restartedAt`` annotation (RFC 3339, now unless given)."""
+        apps = k8s.AppsV1Api(self._client())
+        # A dict body makes the official client send application/strategic-merge-patch+json.
+        return self._write(apps.patch_namespaced_deployment, deployment, namespace,
+                           restart_patch(restarted_at or rfc3339_now()), dry_run=dry_run)
+
+    def scale(self, namespace: str, deployment: str, replicas: int, *, dry_run: bool = False) -> dict[str, Any]:
+        """Set a Deployment's replicas through its scale subresource (a JSON merge patch)."""
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise KubernetesError(f"replicas must be a non-negative integer, not {replicas!r}",
+                                  kind=KIND_BAD_RESPONSE)
+        # The generated patch method cannot choose a content type: call the API client itself.
+        return self._call_api("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale", "PATCH",
+                              {"namespace": namespace, "name": deployment}, {"spec": {"replicas": replicas}},
+                              "application/merge-patch+json", dry_run=dry_run, what="patch_namespaced_deployment_scale")
+
+    def rollback_patch(self, namespace: str, deployment: str, to_revision: int | None = None
+                       ) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+        """The JSON patch ``kubectl rollout undo`` would send, the revision it restores and the
+        Deployment it was computed from."""
+        dep = self.deployment_object(namespace, deployment)
+        patch, revision = rollout_undo_patch(dep, self.replicasets_of(namespace, dep), to_revision)
+        return patch, revision, dep
+
+    def rollback(self, namespace: str, deployment: str, to_revision: int | None = None, *,
+                 dry_run: bool = False) -> dict[str, Any]:
+        """``kubectl rollout undo`` (to the previous revision unless ``to_revision``)."""
+        patch, _revision, _dep = self.rollback_patch(namespace, deployment, to_revision)
+        apps = k8s.AppsV1Api(self._client())
+        # A list body makes the official client send application/json-patch+json.
+        return self._write(apps.patch_namespaced_deployment, deployment, namespace, patch, dry_run=dry_run)
+
+    def delete_pod(self, namespace: str, name: str, *, grace_period_seconds: int | None = None,
+                   dry_run: bool = False) -> dict[str, Any]:
+        """Delete one pod (its controller replaces it)."""
+        core = k8s.CoreV1Api(self._client())
+        kwargs = {"grace_period_seconds": grace_period_seconds} if grace_period_seconds is not None else {}
+        return self._write(core.delete_namespaced_pod, name, namespace, dry_run=dry_run, **kwargs)
+
+    def custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
+        """A namespaced custom object (e.g. an Istio VirtualService)."""
+        custom = k8s.CustomObjectsApi(self._client())
+        return self._get(custom.get_namespaced_custom_object, group, version, namespace, plural, name)
+
+    def patch_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str,
+                            patch: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386, what CustomObjectsApi sends) of a namespaced custom object.
+        Lists are replaced whole; put ``metadata.resourceVersion`` in the patch to make the API
+        server refuse it (409) if the object changed since it was read."""
+        if not isinstance(patch, dict):
+            raise KubernetesError("custom objects take a merge patch (an object)", kind=KIND_BAD_RESPONSE)
+        custom = k8s.CustomObjectsApi(self._client())
+        return self._write(custom.patch_namespaced_custom_object, group, version, namespace, plural, name, patch,
+                           dry_run=dry_run)
+
+    def virtual_service(self, namespace: str, name: str, version: str = "v1") -> dict[str, Any]:
+        """An Istio ``networking.istio.io`` VirtualService."""
+        return self.custom_object(ISTIO_GROUP, version, namespace, "virtualservices", name)
+
+    def patch_virtual_service(self, namespace: str, name: str, patch: dict[str, Any], *,
+                              version: str = "v1", dry_run: bool = False) -> dict[str, Any]:
+        """Merge-patch an Istio VirtualService (route weights: the whole ``spec.http`` list)."""
+        return self.patch_custom_object(ISTIO_GROUP, version, namespace, "virtualservices", name, patch,
+                                        dry_run=dry_run)
+
     # -- plumbing ---------------------------------------------------------------
 
     def _client(self) -> k8s.ApiClient:
@@ -225,6 +318,46 @@ class KubernetesClient:
         for ns in namespaces:
             items.extend(self._get(namespaced, ns, **kwargs).get("items") or [])
         return items
+
+    def _write(self, method: Callable, *args: Any, dry_run: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """Call a write method of the official client once (no retries) and decode the JSON."""
+        what = getattr(method, "__name__", "request")
+        if dry_run:
+            kwargs["dry_run"] = "All"
+
+        def attempt() -> bytes:
+            try:
+                return method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs).data
+            except ApiException as exc:
+                raise self._scrub(_api_error(what, exc)) from None
+            except urllib3.exceptions.HTTPError as exc:
+                raise self._scrub(_transport_error(what, exc, self.timeout[1])) from None
+
+        return self._decode(what, self.resilience.call(attempt, idempotent=False))
+
+    def _call_api(self, path: str, method: str, path_params: dict[str, str], body: Any, content_type: str, *,
+                  dry_run: bool = False, what: str = "request") -> dict[str, Any]:
+        """A write with an explicit Content-Type, through the official client's ApiClient."""
+        api = self._client()
+
+        def call(**kwargs: Any):
+            query = [("dryRun", "All")] if dry_run else []
+            return api.call_api(path, method, path_params, query,
+                                {"Accept": "application/json", "Content-Type": content_type}, body=body,
+                                auth_settings=["BearerToken"], _return_http_data_only=True, **kwargs)
+
+        call.__name__ = what
+        return self._write(call)
+
+    def _decode(self, what: str, raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise KubernetesError(f"invalid JSON from {what}: {raw[:200]!r}",
+                                  kind=KIND_BAD_RESPONSE) from None
+        if not isinstance(body, dict):
+            raise KubernetesError(f"unexpected {what} body type", kind=KIND_BAD_RESPONSE)
+        return body
 
     def _get(self, method: Callable, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call a read method of the official client and return the decoded JSON."""
@@ -293,3 +426,91 @@ def _transport_error(what: str, exc: urllib3.exceptions.HTTPError, read_timeout:
 def _errno(exc: BaseException) -> str:
     text = str(exc)
     return text[text.find("[Errno"):] if "[Errno" in text else type(exc).__name__
+
+
+# -- the bodies kubectl sends (pure functions, shared with remediation's dry runs) ----------------
+
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+ISTIO_GROUP = "networking.istio.io"
+POD_TEMPLATE_HASH = "pod-template-hash"
+# kubectl/pkg/polymorphichelpers/rollback.go: annotationsToSkip
+ROLLBACK_SKIPPED_ANNOTATIONS = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION_ANNOTATION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+})
+
+
+def rfc3339_now() -> str:
+    """What kubectl writes into restartedAt: time.Now().Format(time.RFC3339), seconds precision."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def restart_patch(restarted_at: str) -> dict[str, Any]:
+    """The strategic-merge patch of ``kubectl rollout restart``."""
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: restarted_at}}}}}
+
+
+def _owned_by(rs: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    dmeta = deployment.get("metadata") or {}
+    return any(o.get("controller") and o.get("kind") == "Deployment" and o.get("name") == dmeta.get("name")
+               and (not dmeta.get("uid") or o.get("uid") == dmeta.get("uid"))
+               for o in (rs.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def _rs_revision(obj: dict[str, Any]) -> int | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _template_without_hash(template: dict[str, Any]) -> dict[str, Any]:
+    template = json.loads(json.dumps(template))  # a deep copy
+    labels = (template.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(POD_TEMPLATE_HASH, None)
+    return template
+
+
+def rollout_undo_patch(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
+                       to_revision: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The JSON patch of ``kubectl rollout undo`` and the revision it restores.
+
+    As kubectl's DeploymentRollbacker: the ReplicaSet of ``to_revision`` (default: the highest
+    revision below the newest), its pod template minus the ``pod-template-hash`` label, and
+    ``/metadata/annotations`` replaced by the Deployment's own values of the skipped keys plus the
+    ReplicaSet's other annotations. A paused deployment, a missing revision or a template that
+    already matches are refused.
+    """
+    if (deployment.get("spec") or {}).get("paused"):
+        raise KubernetesError("you cannot rollback a paused deployment; resume it first", kind=KIND_BAD_RESPONSE)
+    owned = [(rev, rs) for rs in replicasets if _owned_by(rs, deployment) and (rev := _rs_revision(rs)) is not None]
+    if to_revision:
+        found = [rs for rev, rs in owned if rev == to_revision]
+        if not found:
+            raise KubernetesError(f"unable to find specified revision {to_revision} in history", kind=KIND_NOT_FOUND)
+        target, revision = found[0], to_revision
+    else:
+        revisions = sorted({rev for rev, _ in owned})
+        if len(revisions) < 2:
+            raise KubernetesError("no rollout history found: there is no previous revision", kind=KIND_NOT_FOUND)
+        revision = revisions[-2]
+        target = next(rs for rev, rs in owned if rev == revision)
+    template = _template_without_hash((target.get("spec") or {}).get("template") or {})
+    current = _template_without_hash((deployment.get("spec") or {}).get("template") or {})
+    if template == current:
+        raise KubernetesError(f"skipped rollback (current template already matches revision {revision})",
+                              kind=KIND_BAD_RESPONSE)
+    own = (deployment.get("metadata") or {}).get("annotations") or {}
+    annotations = {k: v for k, v in own.items() if k in ROLLBACK_SKIPPED_ANNOTATIONS}
+    annotations.update({k: v for k, v in ((target.get("metadata") or {}).get("annotations") or {}).items()
+                        if k not in ROLLBACK_SKIPPED_ANNOTATIONS})
+    return ([{"op": "replace", "path": "/spec/template", "value": template},
+             {"op": "replace", "path": "/metadata/annotations", "value": annotations}], revision)

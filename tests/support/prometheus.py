@@ -92,27 +92,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _static_configs(targets: list[str]) -> list[dict]:
+def _static_configs(targets: list[str], target_labels: dict[str, dict[str, str]]) -> list[dict]:
     configs = []
     for target in targets:
+        extra = dict(target_labels.get(target, {}))
         if "://" in target:
             parts = urlsplit(target)
-            labels = {"__scheme__": parts.scheme, "__metrics_path__": parts.path or "/metrics"}
+            labels = {"__scheme__": parts.scheme, "__metrics_path__": parts.path or "/metrics", **extra}
             configs.append({"targets": [parts.netloc], "labels": labels})
         else:
-            configs.append({"targets": [target]})
+            configs.append({"targets": [target], **({"labels": extra} if extra else {})})
     return configs
 
 
 def _write_config(
     path: Path, port: int, targets: list[str], scrape_interval: str, job: str,
-    rule_files: list[str],
+    rule_files: list[str], target_labels: dict[str, dict[str, str]] | None = None,
 ) -> None:
     scrape_configs = [
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
     ]
     if targets:
-        scrape_configs.append({"job_name": job, "static_configs": _static_configs(targets)})
+        job_config = {"job_name": job, "static_configs": _static_configs(targets, target_labels or {})}
+        if target_labels:
+            # As demo.prometheus_config does: target labels (e.g. service=payment, so that
+            # up{service="payment"} exists) must not rename the same label on the scraped series.
+            job_config["honor_labels"] = True
+        scrape_configs.append(job_config)
     config = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -134,8 +140,11 @@ def start_prometheus(
     rule_files: list[str] | None = None,
     extra_args: list[str] | None = None,
     ready_timeout: float = 30.0,
+    target_labels: dict[str, dict[str, str]] | None = None,
 ) -> PrometheusHandle:
-    """Start ``/usr/bin/prometheus`` on a free loopback port and wait for ``/-/ready``."""
+    """Start ``/usr/bin/prometheus`` on a free loopback port and wait for ``/-/ready``.
+
+    ``target_labels`` maps a target to labels put on its series (``up`` included)."""
     if not prometheus_available():
         raise FileNotFoundError(f"Prometheus binary not found at {PROMETHEUS_BIN}")
     last_error = ""
@@ -144,7 +153,7 @@ def start_prometheus(
         data_dir = Path(tempfile.mkdtemp(prefix="rs-prometheus-"))
         config_path = data_dir / "prometheus.yml"
         _write_config(config_path, port, list(scrape_targets), scrape_interval, job,
-                      list(rule_files or []))
+                      list(rule_files or []), target_labels)
         log_path = data_dir / "prometheus.log"
         cmd = [
             PROMETHEUS_BIN,

@@ -106,3 +106,88 @@ def test_kubeconfig_file(fixture_server, tmp_path):
     assert [p.name for p in client.pods("shop")] == [POD]
     assert fixture_server.matching("/api/v1/namespaces/shop/pods")[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in repr(client)
+
+
+# -- writes (remediation): the exact requests kubectl sends ------------------------------------------
+
+from reliability_studio.telemetry.kubernetes import restart_patch, rollout_undo_patch  # noqa: E402
+
+from .fixture_server import Reply  # noqa: E402
+
+DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/shop/deployments/checkout"
+
+
+def _patch_reply(fixture_server, path, relative="kubernetes/deployment.json"):
+    fixture_server.route("PATCH", path, Reply(200, (fixture_server.fixtures_dir / relative).read_bytes()))
+
+
+def test_rollout_restart_sends_the_strategic_merge_patch(kube, fixture_server):
+    _patch_reply(fixture_server, DEPLOYMENT_PATH)
+    kube.rollout_restart("shop", "checkout", restarted_at="2026-03-14T09:45:00Z")
+    [req] = fixture_server.matching(DEPLOYMENT_PATH, "PATCH")
+    assert req.headers["content-type"] == "application/strategic-merge-patch+json"
+    assert req.json() == fixture_server.load("kubernetes/patch-rollout-restart.strategic.json")
+    assert req.headers["authorization"] == f"Bearer {TOKEN}"
+    assert "dryRun" not in req.query
+
+
+def test_scale_sends_a_merge_patch_to_the_scale_subresource(kube, fixture_server):
+    _patch_reply(fixture_server, DEPLOYMENT_PATH + "/scale", "kubernetes/deployment-scale.json")
+    kube.scale("shop", "checkout", 5)
+    [req] = fixture_server.matching(DEPLOYMENT_PATH + "/scale", "PATCH")
+    assert req.headers["content-type"] == "application/merge-patch+json"
+    assert req.json() == fixture_server.load("kubernetes/patch-scale.merge.json")
+
+
+def test_rollback_sends_the_json_patch_of_rollout_undo(kube, fixture_server):
+    _patch_reply(fixture_server, DEPLOYMENT_PATH)
+    kube.rollback("shop", "checkout")
+    [req] = fixture_server.matching(DEPLOYMENT_PATH, "PATCH")
+    assert req.headers["content-type"] == "application/json-patch+json"
+    assert req.json() == fixture_server.load("kubernetes/patch-rollout-undo.json-patch.json")
+
+
+def test_rollback_patch_is_computed_like_kubectl(fixture_server):
+    deployment = fixture_server.load("kubernetes/deployment.json")
+    replicasets = fixture_server.load("kubernetes/replicasets.json")["items"]
+    patch, revision = rollout_undo_patch(deployment, replicasets)
+    assert revision == 3
+    assert "pod-template-hash" not in patch[0]["value"]["metadata"]["labels"]
+    with pytest.raises(KubernetesError, match="already matches revision 4"):
+        rollout_undo_patch(deployment, replicasets, to_revision=4)
+    with pytest.raises(KubernetesError, match="unable to find specified revision 9"):
+        rollout_undo_patch(deployment, replicasets, to_revision=9)
+    paused = {**deployment, "spec": {**deployment["spec"], "paused": True}}
+    with pytest.raises(KubernetesError, match="paused"):
+        rollout_undo_patch(paused, replicasets)
+
+
+def test_delete_pod_and_dry_run_query(kube, fixture_server):
+    path = f"/api/v1/namespaces/shop/pods/{POD}"
+    fixture_server.route("DELETE", path, Reply(200, (fixture_server.fixtures_dir / "kubernetes/pod-crashloopbackoff-oomkilled.json").read_bytes()))
+    kube.delete_pod("shop", POD, dry_run=True)
+    [req] = fixture_server.matching(path, "DELETE")
+    assert req.query["dryRun"] == ["All"]
+
+
+def test_virtual_service_weights_are_merge_patched_through_custom_objects(kube, fixture_server):
+    path = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout"
+    fixture_server.fixture("GET", path, "kubernetes/virtualservice-checkout.json")
+    fixture_server.fixture("PATCH", path, "kubernetes/virtualservice-checkout.json")
+    vs = kube.virtual_service("shop", "checkout")
+    assert vs["spec"]["http"][0]["route"][0]["weight"] == 90
+    http = vs["spec"]["http"]
+    http[0]["route"][0]["weight"], http[0]["route"][1]["weight"] = 50, 50
+    patch = {"metadata": {"resourceVersion": vs["metadata"]["resourceVersion"]}, "spec": {"http": http}}
+    kube.patch_virtual_service("shop", "checkout", patch)
+    [req] = fixture_server.matching(path, "PATCH")
+    assert req.headers["content-type"] == "application/merge-patch+json"
+    assert req.json() == patch
+
+
+def test_writes_are_not_retried(kube, fixture_server):
+    fixture_server.route("PATCH", DEPLOYMENT_PATH, Reply(503, {"kind": "Status", "message": "etcd unavailable"}))
+    with pytest.raises(KubernetesError, match="etcd unavailable"):
+        kube.rollout_restart("shop", "checkout")
+    assert fixture_server.hits(DEPLOYMENT_PATH) == 1
+    assert restart_patch("x")["spec"]["template"]["metadata"]["annotations"] == {"kubectl.kubernetes.io/restartedAt": "x"}
