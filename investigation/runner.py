@@ -9,6 +9,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 from django.conf import settings
@@ -225,13 +226,30 @@ def build_case(scope: Scope, outcomes: list[Outcome]) -> rca.Case | None:
                           edges=scope.edges, logs=logs, traces=traces, services=scope.services)
 
 
-def rank(case: rca.Case | None) -> list[dict]:
-    """The ranking as stored on the run: best first, with the calibrated confidence of each."""
+def rank(case: rca.Case | None, feedback: rca.Feedback | None = None) -> list[dict]:
+    """The ranking as stored on the run: best first, with the calibrated confidence of each.
+
+    `feedback` (responders' past confirmations and rejections, see `responder_feedback`) re-weights
+    services of similar incidents; `evidence` is stored so that this run can be feedback later.
+    """
     if case is None:
         return []
-    ranking = rca.rank_root_causes(case)
+    ranking = rca.rank_root_causes(case, feedback=feedback)
     return [
         {"service": r.service, "score": r.score, "confidence": round(float(c), 4), "onset": r.onset,
-         "top_metric": r.top_metric, "signals": r.signals}
+         "top_metric": r.top_metric, "signals": r.signals, "evidence": r.evidence}
         for r, c in zip(ranking, rca.confidences(ranking))
     ]
+
+
+def stored_signature(ranking: list[dict]) -> str:
+    """The fault signature (rca.feedback.evidence_signature) of a ranking as stored on a run."""
+    return rca.evidence_signature([SimpleNamespace(service=r.get("service", ""), signals=r.get("signals") or {},
+                                                   evidence=r.get("evidence", "other")) for r in ranking])
+
+
+def responder_feedback(decisions) -> rca.Feedback:
+    """Feedback from decided hypotheses: (service, the ranking of the run that proposed it, confirmed)."""
+    return rca.Feedback(
+        rca.FeedbackRecord(service=service, signature=stored_signature(ranking), confirmed=confirmed)
+        for service, ranking, confirmed in decisions if ranking)

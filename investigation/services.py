@@ -154,6 +154,18 @@ def _step(run: InvestigationRun, name: str, state: str, detail: str = "", progre
         progress(run, name, state, detail)
 
 
+FEEDBACK_DECISIONS = 500  # the most recent decisions that re-weight a new ranking
+
+
+def _responder_feedback(incident_id: int):
+    """Confirmations and rejections on other incidents, newest first: similar incidents learn from them."""
+    decided = (Hypothesis.objects.exclude(incident_id=incident_id).exclude(run=None)
+               .filter(status__in=[HypothesisStatus.CONFIRMED, HypothesisStatus.REJECTED])
+               .order_by("-decided_at").values_list("service", "run__ranking", "status")[:FEEDBACK_DECISIONS])
+    return runner.responder_feedback((service, ranking, status == HypothesisStatus.CONFIRMED)
+                                     for service, ranking, status in decided)
+
+
 def execute_run(run_id: int, *, progress: Progress | None = None) -> InvestigationRun:
     """Run the workflow for one run; safe to call twice.
 
@@ -233,7 +245,7 @@ def _workflow(run: InvestigationRun, progress: Progress | None) -> None:
                                       on_outcome=finished)
 
     _step(run, "ranking", StepState.RUNNING, progress=progress)
-    run.ranking = runner.rank(runner.build_case(scope, outcomes))
+    run.ranking = runner.rank(runner.build_case(scope, outcomes), feedback=_responder_feedback(run.incident_id))
     run.save(update_fields=["ranking"])
     evidence = list(run.evidence.all())
     proposals = hypothesis_rules.propose(
