@@ -26,6 +26,8 @@ from incidents import events
 from incidents import selectors as incident_selectors
 from incidents import services as incident_services
 from incidents.models import EventKind, Incident, Service, Source
+from slos import selectors as slo_selectors
+from slos.models import IncidentBudgetImpact
 
 from . import hypotheses as hypothesis_rules
 from . import runner, summary, tasks
@@ -154,6 +156,25 @@ def _step(run: InvestigationRun, name: str, state: str, detail: str = "", progre
         progress(run, name, state, detail)
 
 
+def _slos_touched(incident: Incident) -> list[dict]:
+    """The incident's SLOs and what it consumed of each (as the SLO cycle last stored it).
+
+    Readable facts first (the page and the review show them as they are); the numbers under "data"."""
+    consumed = {i.slo_id: i.consumed for i in IncidentBudgetImpact.objects.filter(incident=incident)}
+    touched = []
+    for slo in slo_selectors.incident_slos(incident):
+        used, left = consumed.get(slo.pk), slo.budget_remaining
+        touched.append({
+            "name": slo.name, "service": slo.service.slug,
+            "consumed by this incident": "not computed yet" if used is None else f"{used * 100:.2f} % of the budget",
+            "budget left": "no data" if left is None else f"{max(left, 0.0) * 100:.1f} %",
+            "objective": f"{slo.objective:g} % over {slo.window_days} d",
+            "data": {"id": slo.pk, "objective": slo.objective, "window_days": slo.window_days, "status": slo.status,
+                     "budget_remaining": left, "consumed": used},
+        })
+    return touched
+
+
 FEEDBACK_DECISIONS = 500  # the most recent decisions that re-weight a new ranking
 
 
@@ -262,7 +283,8 @@ def _workflow(run: InvestigationRun, progress: Progress | None) -> None:
     run.summary = summary.build_summary(ranking=run.ranking, evidence=evidence,
                                         hypotheses=[h for h in ordered if h.run_id == run.pk or h.status != HypothesisStatus.PROPOSED])
     blast = [(s.slug, d) for s, d in incident_selectors.incident_blast_radius(incident)]
-    run.impact = summary.build_impact(scope=run.scope, evidence=evidence, blast_radius=blast)
+    run.impact = summary.build_impact(scope=run.scope, evidence=evidence, blast_radius=blast,
+                                      slos=_slos_touched(run.incident))
     run.save(update_fields=["summary", "impact"])
     _write_incident_text(incident, run)
     _step(run, "summarising", StepState.DONE, progress=progress)

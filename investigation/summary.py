@@ -82,7 +82,8 @@ def build_summary(*, ranking: list[dict], evidence: list, hypotheses: list) -> s
     return "; ".join(parts)
 
 
-def build_impact(*, scope: dict, evidence: list, blast_radius: list[tuple[str, int]]) -> dict:
+def build_impact(*, scope: dict, evidence: list, blast_radius: list[tuple[str, int]],
+                 slos: list[dict] | None = None) -> dict:
     """Services in the blast radius, failed requests during the incident (with the exact queries),
     and the SLOs touched.
 
@@ -105,8 +106,9 @@ def build_impact(*, scope: dict, evidence: list, blast_radius: list[tuple[str, i
         "failed_requests_counted_at": entry_points,
         "failed_requests_by_service": {s: round(v) for s, v in by_service.items()},
         "failed_requests_queries": {slug: e.query for slug, e in sorted(failed.items())},
-        # No SLO app yet: once slos exists, budget_consumed(slo, window) per SLO of these services goes here.
-        "slos": [],
+        # The SLOs of the incident's services (slos.selectors.incident_slos) with the budget this incident
+        # consumed so far, as the SLO cycle last computed it (IncidentBudgetImpact); see services.
+        "slos": list(slos or []),
     }
     names = ", ".join(s["slug"] for s in services) or "no service"
     text = f"Services affected or in the blast radius: {names}."
@@ -115,5 +117,12 @@ def build_impact(*, scope: dict, evidence: list, blast_radius: list[tuple[str, i
         text += f" (counted at {', '.join(entry_points)})." if entry_points else "."
     else:
         text += " Failed requests unknown (no metrics)."
+    touched = [_slo_text(slo) for slo in impact["slos"]]
+    if touched:
+        text += " SLOs touched: " + "; ".join(touched) + "."
     impact["text"] = text
     return impact
+
+
+def _slo_text(slo: dict) -> str:
+    return f"{slo['name']} ({slo['objective']}): {slo['consumed by this incident']} used, {slo['budget left']} left"

@@ -152,3 +152,33 @@ def test_generated_summary_is_written_to_the_incident_until_a_person_edits_it(in
     incident.refresh_from_db()
     assert incident.summary == "Payment DB pool too small; fixed.", "a person's words are kept"
     assert incident.impact.startswith("Services affected"), "impact nobody edited still follows the runs"
+
+
+def test_impact_names_the_slos_touched_with_the_budget_this_incident_used(evidence_set):
+    slo = {"name": "payment availability", "service": "payment", "consumed by this incident": "3.20 % of the budget",
+           "budget left": "61.0 %", "objective": "99.9 % over 30 d", "data": {"consumed": 0.032}}
+    scope = {"services": [{"slug": "payment", "role": "primary"}], "edges": []}
+    impact = summary.build_impact(scope=scope, evidence=[], blast_radius=[], slos=[slo])
+    assert impact["slos"] == [slo]
+    assert ("SLOs touched: payment availability (99.9 % over 30 d): 3.20 % of the budget used, 61.0 % left."
+            in impact["text"])
+
+
+@pytest.mark.django_db
+def test_the_slos_touched_are_the_incident_services_slos_with_their_stored_consumption():
+    from slos.models import SLO, IncidentBudgetImpact
+
+    from ..factories import IncidentFactory, ServiceFactory
+
+    payment, catalog = ServiceFactory(slug="payment"), ServiceFactory(slug="catalog")
+    incident = IncidentFactory(primary_service=payment)
+    slo = SLO.objects.create(service=payment, name="payment availability", slug="payment-availability",
+                             objective=99.9, window_days=30,
+                             budget_remaining=0.61)
+    SLO.objects.create(service=catalog, name="catalog availability", slug="catalog-availability", objective=99.5,
+                       window_days=7)
+    IncidentBudgetImpact.objects.create(incident=incident, slo=slo, start=incident.started_at,
+                                        end=timezone.now(), consumed=0.032)
+    touched = services._slos_touched(incident)
+    assert [(t["name"], t["consumed by this incident"], t["budget left"]) for t in touched] == [
+        ("payment availability", "3.20 % of the budget", "61.0 %")]
