@@ -33,6 +33,7 @@
         try { payload = JSON.parse(message.data); } catch (e) { return; }
         if (payload.event === "pong") { clearTimeout(pongTimer); return; }
         if (typeof payload.event !== "string") return;
+        markInFlightStale();
         htmx.trigger(body, "rs-" + payload.event.replace(/\./g, "-"), payload.data || {});
       };
       socket.onclose = () => {
@@ -54,6 +55,25 @@
 
     open();
   }
+
+  // An event that arrives while a region's refresh is in flight queues a second refresh on that
+  // element (hx-sync "queue last") — but the first response replaces the element (outerHTML), and
+  // htmx never issues a request for an element that has left the page: the queued refresh, and the
+  // change it was for, would be lost until the next poll or event. So remember which regions were
+  // in flight when an event came, and refresh their replacement once the swap is done.
+  const stale = new Set();
+  function markInFlightStale() {
+    document.querySelectorAll(".region.htmx-request[id]").forEach((el) => stale.add(el.id));
+  }
+  body.addEventListener("htmx:afterRequest", (event) => {
+    const id = event.detail.elt && event.detail.elt.id;
+    if (!id || !stale.delete(id)) return;
+    setTimeout(() => {  // after the swap has put the new element in place
+      const fresh = document.getElementById(id);
+      const url = fresh && fresh.getAttribute("hx-get");
+      if (url) htmx.ajax("GET", url, { source: fresh, target: fresh, swap: "outerHTML" });
+    }, 0);
+  });
 
   // Responses htmx does not swap (403, 500, network errors) would otherwise fail silently.
   const toast = document.getElementById("toast");

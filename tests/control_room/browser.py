@@ -60,8 +60,15 @@ def new_page(browser, base_url: str, username: str, next_path: str = "/"):
 
 
 def wait_live(target, timeout: float = 5000):
-    """Wait until the page's WebSocket is connected (the live script marks <body>)."""
+    """Wait until the page's WebSocket is connected (the live script marks <body>) and the catch-up
+    refresh that every (re)connection starts has been swapped in, so what a test changes next is
+    what the page's next refresh shows."""
     target.locator("body[data-live-state=live]").wait_for(timeout=timeout)
+    idle = "() => !document.querySelector('.htmx-request')"
+    if hasattr(target, "wait_for_function"):  # a Page or Frame; a FrameLocator can only wait for elements
+        target.wait_for_function(idle, timeout=timeout)
+    else:
+        target.locator("body:not(:has(.htmx-request))").wait_for(timeout=timeout)
 
 
 def screenshot_path(name: str, tmp_path: Path) -> Path:
