@@ -114,6 +114,15 @@ def _matching(shop, offset, service, pattern):
     return [line for line in _lines(shop, offset, service) if pattern.fullmatch(line["msg"])]
 
 
+def _spans_with(sink, wait_for, span_ids, what):
+    """The pushed spans, once every span in `span_ids` has been exported (once a second, later on a
+    busy machine: wait for them rather than for a fixed time)."""
+    wanted = set(span_ids)
+    wait_for(lambda: wanted <= {span["spanId"] for span in sink.spans()}, timeout=20,
+             message=f"the spans of {what} exported")
+    return sink.spans()
+
+
 def _exception_events(span):
     return [{a["key"]: a["value"]["stringValue"] for a in event["attributes"]}
             for event in span.get("events", []) if event["name"] == "exception"]
@@ -128,8 +137,8 @@ def test_payment_error_fault_signature(shop, sink, window, wait_for):
     shop.control("POST", "/faults/payment", json={"kind": "error", "error_rate": 0.5})
     wait_for(lambda: len(_matching(shop, offset, "payment", POOL_EXHAUSTED)) >= 5, timeout=20,
              message="payment logging pool exhaustion")
-    time.sleep(1.5)  # one export interval, so the spans of those requests are pushed too
-    spans = sink.spans()
+    spans = _spans_with(sink, wait_for, [l["span_id"] for l in _matching(shop, offset, "payment", POOL_EXHAUSTED)[:5]],
+                        "payment's failing requests")
     by_id = {span["spanId"]: span for span in spans}
     lines = _lines(shop, offset)
 
@@ -175,10 +184,10 @@ def test_database_error_fault_signature(shop, sink, window, wait_for):
         return {"payment", "checkout"} <= failed
 
     wait_for(both_callers, timeout=20, message="payment and checkout logging the database's 500")
-    time.sleep(1.5)
-    by_id = {span["spanId"]: span for span in sink.spans()}
     timeouts = _matching(shop, offset, "database", LOCK_TIMEOUT)
     assert timeouts
+    by_id = {span["spanId"]: span for span in _spans_with(sink, wait_for, [l["span_id"] for l in timeouts[:5]],
+                                                          "the database's lock timeouts")}
     for line in timeouts[:5]:
         assert line["level"] == "error" and line["error_type"] == "LockWaitTimeoutError"
         span = by_id[line["span_id"]]
@@ -200,10 +209,10 @@ def test_crash_signature_refused_at_the_caller_and_silence_from_the_crashed(shop
     crashed_at = time.time_ns()
     wait_for(lambda: len([l for l in _lines(shop, offset, "checkout") if l["msg"] == refused]) >= 5,
              timeout=15, message="checkout logging connection refused")
-    time.sleep(1.5)
-    spans = sink.spans()
+    refused_lines = [l for l in _lines(shop, offset, "checkout") if l["msg"] == refused][:5]
+    spans = _spans_with(sink, wait_for, [l["span_id"] for l in refused_lines], "checkout's refused calls")
     by_id = {span["spanId"]: span for span in spans}
-    for line in [l for l in _lines(shop, offset, "checkout") if l["msg"] == refused][:5]:
+    for line in refused_lines:
         assert line["level"] == "error" and line["status"] == 503 and line["upstream"] == "payment"
         assert line["attempts"] == 2  # a refused connection is retried once
         client = next(s for s in spans if s["traceId"] == line["trace_id"] and s["kind"] == CLIENT
@@ -232,9 +241,10 @@ def test_latency_fault_signature(shop, sink, window, wait_for):
     wait_for(lambda: len(_matching(shop, offset, "checkout", SLOW_REQUEST)) >= 5, timeout=20,
              message="checkout logging slow requests")
     shop.control("DELETE", "/faults/checkout")
-    time.sleep(1.5)
-    by_id = {span["spanId"]: span for span in sink.spans()}
-    for line in _matching(shop, offset, "checkout", SLOW_REQUEST)[:5]:
+    slow = _matching(shop, offset, "checkout", SLOW_REQUEST)[:5]
+    by_id = {span["spanId"]: span for span in _spans_with(sink, wait_for, [l["span_id"] for l in slow],
+                                                          "checkout's slow requests")}
+    for line in slow:
         took, method, route = SLOW_REQUEST.fullmatch(line["msg"]).groups()
         assert line["level"] == "warn" and int(took) >= 800
         assert (method, route) == (line["method"], line["route"])
@@ -252,21 +262,22 @@ def test_database_latency_logs_slow_queries(shop, sink, window, wait_for):
     wait_for(lambda: len(_matching(shop, offset, "database", SLOW_QUERY)) >= 5, timeout=20,
              message="database logging slow queries")
     shop.control("DELETE", "/faults/database")
-    time.sleep(1.5)
-    by_id = {span["spanId"]: span for span in sink.spans()}
-    for line in _matching(shop, offset, "database", SLOW_QUERY)[:5]:
+    slow = _matching(shop, offset, "database", SLOW_QUERY)[:5]
+    by_id = {span["spanId"]: span for span in _spans_with(sink, wait_for, [l["span_id"] for l in slow],
+                                                          "the database's slow queries")}
+    for line in slow:
         assert line["level"] == "warn"
         assert _duration_ms(by_id[line["span_id"]]) >= 300
 
 
 def test_every_request_line_joins_a_span_by_w3c_trace_id(shop, sink, window, wait_for):
     offset, _ = window
-    time.sleep(3)
+    wait_for(lambda: len([l for l in _lines(shop, offset) if "route" in l]) > 50, timeout=20,
+             message="more than 50 request lines")
+    request_lines = [l for l in _lines(shop, offset) if "route" in l]
+    # Every one of these lines must get its span exported (once a second; wait for them, bounded).
+    _spans_with(sink, wait_for, [l["span_id"] for l in request_lines], "those requests")
     spans = {(s["traceId"], s["spanId"]): s for s in sink.spans()}
-    # Spans are exported once a second: only lines at least 2 s old must have theirs pushed.
-    cutoff = time.time_ns() - 2_000_000_000
-    request_lines = [l for l in _lines(shop, offset) if "route" in l and _ts_ns(l["ts"]) < cutoff]
-    assert len(request_lines) > 50
     for line in request_lines:
         assert HEX32.fullmatch(line["trace_id"]) and HEX16.fullmatch(line["span_id"])
         assert (line["trace_id"], line["span_id"]) in spans, line
