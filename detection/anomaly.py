@@ -44,6 +44,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import anomaly_likelihood as likelihood
+
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * 1.4826 = sigma
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -55,7 +57,10 @@ __all__ = [
     "RobustMADDetector",
     "SeasonalDetector",
     "EnsembleDetector",
+    "LikelihoodDetector",
+    "LIKELIHOOD_DEFAULTS",
     "default_detector",
+    "evaluate_latest_many",
     "sampling_interval",
     "DETECTORS",
     "make_detector",
@@ -151,11 +156,16 @@ def _row_median(sorted_rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _rolling_median_mad(
-    x: np.ndarray, window: int, min_count: int, start: int = 0, chunk: int = 4096
+    x: np.ndarray, window: int, min_count: int, start: int = 0, chunk: int = 4096, stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, MAD and finite-count of the `window` samples *before* each point
     (the point itself excluded), for points start..n-1. NaN where fewer than
-    `min_count` finite samples exist."""
+    `min_count` finite samples exist.
+
+    With `stride` > 1 the statistics are re-estimated only at rows 0, stride,
+    2*stride, ... of `x` and held until the next such row: point i uses the
+    window before row (i // stride) * stride <= i (still only its past), at
+    1/stride of the cost."""
     n = x.size
     m = n - start
     med = np.full(m, np.nan)
@@ -163,18 +173,31 @@ def _rolling_median_mad(
     cnt = np.zeros(m, dtype=int)
     if m <= 0:
         return med, mad, cnt
-    rows_all = _past_rows(x, window, start)
-    for a in range(0, m, chunk):
+    if stride > 1:
+        anchor = (np.arange(start, n) // stride) * stride
+        reps, where = np.unique(anchor, return_inverse=True)
+        padded = np.concatenate([np.full(window, np.nan), x])
+        rows_all = sliding_window_view(padded, window)[reps]
+    else:
+        rows_all = _past_rows(x, window, start)
+        where = None
+    k = rows_all.shape[0]
+    r_med = np.full(k, np.nan)
+    r_mad = np.full(k, np.nan)
+    r_cnt = np.zeros(k, dtype=int)
+    for a in range(0, k, chunk):
         rows = np.sort(rows_all[a : a + chunk], axis=1)
         c = np.sum(~np.isnan(rows), axis=1)
         md = _row_median(rows, c)
         dev = np.sort(np.abs(rows - md[:, None]), axis=1)
         ma = _row_median(dev, c)
         ok = c >= min_count
-        med[a : a + chunk] = np.where(ok, md, np.nan)
-        mad[a : a + chunk] = np.where(ok, ma, np.nan)
-        cnt[a : a + chunk] = c
-    return med, mad, cnt
+        r_med[a : a + chunk] = np.where(ok, md, np.nan)
+        r_mad[a : a + chunk] = np.where(ok, ma, np.nan)
+        r_cnt[a : a + chunk] = c
+    if where is None:
+        return r_med, r_mad, r_cnt
+    return r_med[where], r_mad[where], r_cnt[where]
 
 
 def _rolling_mean_std(
@@ -242,9 +265,11 @@ class _BaseDetector:
     suppression: int = 0
     rearm: int = 0
 
-    def __init__(self, *, min_spread_rel: float = 0.01, min_spread_abs: float = 1e-9):
+    def __init__(self, *, min_spread_rel: float = 0.01, min_spread_abs: float = 1e-9, stride: int = 1):
         self.min_spread_rel = float(min_spread_rel)
         self.min_spread_abs = float(min_spread_abs)
+        #: robust baselines are re-estimated every `stride` rows (1 = at every point)
+        self.stride = max(1, int(stride))
 
     # subclasses implement
     def _analyze(self, t: np.ndarray, v: np.ndarray, start: int) -> _Analysis:  # pragma: no cover
@@ -372,7 +397,7 @@ class RobustMADDetector(_WindowedDetector):
         super().__init__(window, threshold, min_history, suppression, **kw)
 
     def _robust(self, v, start):
-        med, mad, _ = _rolling_median_mad(v, self.window, self.min_history, start)
+        med, mad, _ = _rolling_median_mad(v, self.window, self.min_history, start, stride=self.stride)
         spread = np.maximum(MAD_TO_SIGMA * mad, self._floor(med))
         return med, spread
 
@@ -456,7 +481,7 @@ class SeasonalDetector(RobustMADDetector):
             # seasonal expectation for every point (residual statistics need the past ones)
             exp_all = self._seasonal_expected(t, v, period, 0, dt)
             resid = v - exp_all
-            rmed, rmad, _ = _rolling_median_mad(resid, self.window, self.min_history, start)
+            rmed, rmad, _ = _rolling_median_mad(resid, self.window, self.min_history, start, stride=self.stride)
             rspread = np.maximum(MAD_TO_SIGMA * rmad, self._floor(med))
             better = np.isfinite(exp_all[start:]) & np.isfinite(rspread) & (rspread < self.gain * spread_best)
             expected = exp_all[start:] + rmed
@@ -514,32 +539,288 @@ class EnsembleDetector(SeasonalDetector):
         e_shift = np.abs(zshift) / self.shift_threshold
         e = np.fmax(e_point, e_shift)
         e = np.where(np.isnan(zp), np.nan, e)  # missing point -> unscorable
-        method = np.where(
-            e_shift > e_point,
-            np.array(["ensemble:shift"] * e.size, dtype=object),
-            np.array(["ensemble:" + str(m) for m in a.method[start - s0 :]], dtype=object),
-        )
+        base_method = a.method[start - s0 :]
+        labels = {m: "ensemble:" + str(m) for m in set(base_method.tolist())}  # a handful of names
+        method = np.array([labels[m] for m in base_method.tolist()], dtype=object)
+        method[e_shift > e_point] = "ensemble:shift"
         # express the combined excess as an equivalent point z (sign of the point deviation)
         z = np.sign(np.nan_to_num(zp)) * e * self.threshold
         return _Analysis(z, a.expected[start - s0 :], a.spread[start - s0 :], method, self.threshold)
+
+
+#: The product's fixed parameters for every series (chosen by ``bench/nab.py --tune`` on the NAB
+#: tuning half only; see docs/anomaly-detection.md). Windows are in samples.
+LIKELIHOOD_DEFAULTS = {
+    "threshold": 2.0,  # surprise of the averaged raw score: -log10(tail probability) >= 2
+    "average": 30,  # raw scores averaged over the last 30 points
+    "gate": 0.8,  # and the current point's raw excess >= 0.8 (4 robust sigmas, or a 3.2-sigma shift)
+}
+
+
+class LikelihoodDetector(_BaseDetector):
+    """The product default: a robust raw score, then an anomaly-likelihood stage (two stages).
+
+    1. Raw stage: :class:`EnsembleDetector`'s excess ``e`` per point (robust median/MAD point
+       deviation over the last `window` samples, same-phase seasonal baseline when a daily/weekly
+       pattern is established and explains the data, and the median of the last `shift_len`
+       point z-scores for level shifts; 1.0 = its own threshold). Robust baselines are
+       re-estimated every `stride` samples (cost / stride). Raw score ``r = min(e / raw_cap, 1)``.
+    2. Likelihood stage (Numenta's anomaly likelihood, :mod:`detection.anomaly_likelihood`): the
+       mean of the last `average` raw scores against a normal fitted to the earlier averages of
+       this series (last `history` points); surprise = -log10 of its tail probability.
+
+    A point is anomalous when its surprise >= `threshold` **and** its own raw excess >= `gate`
+    (the current point must itself deviate; an average still high from a past spike does not keep
+    an alert open), or, bypassing the likelihood, when its raw excess >= `range_gate` and it is a
+    new extreme (beyond every earlier value by `range_tol` of the range seen so far: NAB's
+    Numenta detector's "spatial anomaly") or a record (more than `record` times the largest raw
+    excess seen earlier). Before `min_likelihood` earlier averages exist (a short series), it is
+    anomalous when the raw excess alone >= 1, i.e. the raw detector's own verdict.
+
+    ``score = q^4 / (1 + q^4)`` with ``q = min(surprise / threshold, e / gate)`` (q = e before the
+    likelihood is established), raised by the bypasses: 0.5 exactly at the decision boundary.
+    ``detect()`` alarms at the first anomalous point of an episode (anomalous points less than
+    `rearm` samples apart), at most once per `suppression` samples. ``evaluate_latest_many()``
+    gives the same verdicts as ``evaluate_latest()`` for many series at a fraction of the cost.
+    One parameter set for every series.
+    """
+
+    name = "likelihood"
+
+    def __init__(self, threshold: float = LIKELIHOOD_DEFAULTS["threshold"],
+                 average: int = LIKELIHOOD_DEFAULTS["average"], gate: float = LIKELIHOOD_DEFAULTS["gate"],
+                 history: int = 8640, min_likelihood: int = 100, sd_floor: float = 0.02, raw_cap: float = 2.0,
+                 window: int = 288, stride: int = 12, shift_len: int = 6, point_threshold: float = 5.0,
+                 shift_threshold: float = 4.0, rearm: int = 36, suppression: int = 0,
+                 min_history: int | None = None, range_tol: float = 0.05, range_gate: float = 1.0, record: float = 2.0, **kw):
+        super().__init__(stride=stride, **{k: kw[k] for k in ("min_spread_rel", "min_spread_abs") if k in kw})
+        self.raw = EnsembleDetector(window=window, threshold=point_threshold, shift_len=shift_len,
+                                    shift_threshold=shift_threshold, min_history=min_history, stride=stride, **kw)
+        self.threshold = float(threshold)
+        self.average = int(average)
+        self.gate = float(gate)
+        self.history = int(history)
+        self.min_likelihood = int(min_likelihood)
+        self.sd_floor = float(sd_floor)
+        self.raw_cap = float(raw_cap)
+        self.rearm = int(rearm)
+        self.suppression = int(suppression)
+        self.window = self.raw.window
+        self.min_history = self.raw.min_history
+        self.range_tol = float(range_tol)
+        self.range_gate = float(range_gate)
+        self.record = float(record)
+
+    def raw_stage(self, t: np.ndarray, v: np.ndarray) -> tuple[_Analysis, np.ndarray]:
+        """The raw detector's analysis and its excess per point (NaN = unscorable)."""
+        if v.size == 0:
+            return _Analysis(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=object),
+                             self.raw.threshold), np.zeros(0)
+        a = self.raw._analyze(t, v, 0)
+        return a, np.abs(a.z) / self.raw.threshold
+
+    def decide(self, v: np.ndarray, excess: np.ndarray) -> dict[str, np.ndarray]:
+        """Likelihood stage on a raw excess: surprise, established, and q (>= 1 <=> anomalous).
+
+        Works along the last axis: one series, or one series per row."""
+        # unscorable points (warm-up, missing values) are raw 0 (no evidence) for the likelihood
+        raw = np.nan_to_num(np.clip(excess / self.raw_cap, 0.0, 1.0), nan=0.0)
+        surprise, established = likelihood.anomaly_likelihood(
+            raw, self.average, self.history, self.min_likelihood, self.sd_floor)
+        e = np.nan_to_num(excess, nan=0.0)
+        q = np.where(established, np.minimum(surprise / self.threshold, e / self.gate), e)
+        first = np.full(v.shape[:-1] + (1,), np.nan)
+        if self.range_tol > 0 and v.shape[-1] > 1:
+            # a new extreme: beyond every earlier value by range_tol of the range seen so far
+            with warnings.catch_warnings():  # all-NaN prefix -> NaN, silently
+                warnings.simplefilter("ignore", RuntimeWarning)
+                hi = np.concatenate([first, np.fmax.accumulate(v, axis=-1)[..., :-1]], axis=-1)
+                lo = np.concatenate([first, np.fmin.accumulate(v, axis=-1)[..., :-1]], axis=-1)
+            width = hi - lo
+            with np.errstate(invalid="ignore", divide="ignore"):
+                beyond = np.fmax(v - hi, lo - v) / np.where(width > 0, width, np.nan)
+            beyond = np.where(established, np.nan_to_num(beyond, nan=0.0), 0.0)
+            q = np.fmax(q, np.minimum(beyond / self.range_tol, e / self.range_gate))
+        if self.record > 0 and v.shape[-1] > 1:
+            # a record: more than `record` times the largest raw excess seen earlier
+            prev = np.concatenate([np.zeros_like(first), np.maximum.accumulate(e, axis=-1)[..., :-1]], axis=-1)
+            rec = e / np.maximum(self.record * prev, self.range_gate)
+            q = np.fmax(q, np.where(established, rec, 0.0))
+        q = np.where(np.isnan(excess), 0.0, q)
+        return {"surprise": surprise, "established": established, "q": q}
+
+    def analyze(self, timestamps, values) -> dict[str, Any]:
+        """Per-point internals: raw analysis and excess, surprise, established, q."""
+        t, v = _as_arrays(timestamps, values)
+        a, excess = self.raw_stage(t, v)
+        return {"t": t, "v": v, "analysis": a, "excess": excess, **self.decide(v, excess)}
+
+    def score(self, timestamps, values) -> np.ndarray:
+        return _score_from_excess(self.analyze(timestamps, values)["q"])
+
+    def alarms(self, q: np.ndarray) -> np.ndarray:
+        """`detect()`'s alarms from a q array (`decide()["q"]`): the first point of each episode."""
+        return _suppress(_score_from_excess(q) >= 0.5, self.suppression, self.rearm)
+
+    def _precheck(self, v: np.ndarray) -> AnomalyResult | dict:
+        """The verdict when the latest point cannot be judged, else the detail's common part."""
+        n = v.size
+        n_finite = int(np.sum(~np.isnan(v[:-1]))) if n else 0
+        base = {"n_points": n, "n_finite_history": n_finite, "min_history": self.min_history}
+        if n == 0 or n_finite < self.min_history:
+            return AnomalyResult(
+                0.0, False, float("nan"), float("nan"), self.name,
+                {**base, "reason": f"not enough data: {n_finite} finite points before the latest, "
+                                   f"need {self.min_history}"},
+                status="insufficient_data",
+            )
+        if np.isnan(v[-1]):
+            return AnomalyResult(0.0, False, float("nan"), float("nan"), self.name,
+                                 {**base, "reason": "latest value is missing (NaN)"}, status="missing")
+        return base
+
+    def _latest(self, base: dict, latest: float, excess: float, q: float, surprise: float, established: bool,
+                expected: float, z: float, spread: float, method: str) -> AnomalyResult:
+        if np.isnan(excess):
+            return AnomalyResult(0.0, False, float("nan"), float("nan"), self.name,
+                                 {**base, "reason": "not enough finite data in the baseline window"},
+                                 status="insufficient_data")
+        s = float(_score_from_excess(np.array([q]))[0])
+        exp = float(expected)
+        return AnomalyResult(
+            score=s,
+            anomalous=s >= 0.5,
+            expected=exp,
+            deviation=float(latest - exp) if np.isfinite(exp) else float("nan"),
+            method=f"likelihood:{method}" if established else str(method),
+            detail={**base, "z": float(z), "spread": float(spread), "threshold": self.threshold,
+                    "raw_excess": float(excess), "surprise": float(surprise),
+                    "likelihood_established": bool(established), "gate": self.gate},
+        )
+
+    def evaluate_latest(self, timestamps, values) -> AnomalyResult:
+        t, v = _as_arrays(timestamps, values)
+        base = self._precheck(v)
+        if isinstance(base, AnomalyResult):
+            return base
+        r = self.analyze(t, v)  # the likelihood needs the raw scores of the whole series given
+        a = r["analysis"]
+        return self._latest(base, v[-1], r["excess"][-1], r["q"][-1], r["surprise"][-1], r["established"][-1],
+                            a.expected[-1], a.z[-1], a.spread[-1], a.method[-1])
+
+    # ------------------------------------------------------------------ many series at once
+
+    def _seasonal_applies(self, t: np.ndarray) -> bool:
+        """Whether the raw stage's seasonal path could apply to a series with these timestamps."""
+        dt = sampling_interval(t)
+        if not np.isfinite(dt) or t.size < 3:
+            return False
+        span = np.nanmax(t) - np.nanmin(t)
+        return any(span >= self.raw.min_periods * p and p >= 4 * dt for p in self.raw.periods)
+
+    def _raw_stage_rows(self, V: np.ndarray) -> dict[str, np.ndarray]:
+        """The raw stage for k series sharing timestamps (rows of V), when no seasonal path applies:
+        exactly EnsembleDetector's robust point z and level-shift component, vectorised over rows."""
+        raw = self.raw
+        med, mad = _rolling_median_mad_rows(V, raw.window, raw.min_history, raw.stride)
+        spread = np.maximum(MAD_TO_SIGMA * mad, raw._floor(med))
+        zp = (V - med) / spread
+        zshift = _trailing_median_rows(zp, raw.shift_len)
+        e_point = np.abs(zp) / raw.threshold
+        e_shift = np.abs(zshift) / raw.shift_threshold
+        e = np.where(np.isnan(zp), np.nan, np.fmax(e_point, e_shift))
+        z = np.sign(np.nan_to_num(zp)) * e * raw.threshold
+        return {"z": z, "excess": np.abs(z) / raw.threshold, "expected": med, "spread": spread,
+                "shift": e_shift > e_point}
+
+    def evaluate_latest_many(self, series) -> list[AnomalyResult]:
+        """`evaluate_latest` for many series at once (the same verdicts, tested).
+
+        `series`: (timestamps, values) pairs. Series with identical timestamps (a range query's
+        answer) are stacked and analysed as rows of one array, which costs a fraction of one call
+        per series; a series whose span could hold a daily or weekly pattern goes alone."""
+        out: list[AnomalyResult | None] = [None] * len(series)
+        groups: dict[tuple, list[tuple[int, np.ndarray, np.ndarray, dict]]] = {}
+        for i, (timestamps, values) in enumerate(series):
+            t, v = _as_arrays(timestamps, values)
+            base = self._precheck(v)
+            if isinstance(base, AnomalyResult):
+                out[i] = base
+            else:
+                groups.setdefault((t.size, t.tobytes()), []).append((i, t, v, base))
+        for key in [k for k, members in groups.items() if self._seasonal_applies(members[0][1])]:
+            for i, t, v, _base in groups.pop(key):
+                out[i] = self.evaluate_latest(t, v)
+        for members in groups.values():
+            V = np.stack([m[2] for m in members])
+            raw = self._raw_stage_rows(V)
+            d = self.decide(V, raw["excess"])
+            for row, (i, _t, v, base) in enumerate(members):
+                method = "ensemble:shift" if raw["shift"][row, -1] else "ensemble:robust"
+                out[i] = self._latest(base, v[-1], raw["excess"][row, -1], d["q"][row, -1],
+                                      d["surprise"][row, -1], d["established"][row, -1],
+                                      raw["expected"][row, -1], raw["z"][row, -1], raw["spread"][row, -1], method)
+        return out  # type: ignore[return-value]
+
+
+def _rolling_median_mad_rows(X: np.ndarray, window: int, min_count: int, stride: int,
+                             chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """`_rolling_median_mad` (start 0) for every row of X (k series of n points) at once."""
+    k, n = X.shape
+    anchor = (np.arange(n) // stride) * stride
+    reps, where = np.unique(anchor, return_inverse=True)
+    padded = np.concatenate([np.full((k, window), np.nan), X], axis=1)
+    rows_all = sliding_window_view(padded, window, axis=1)[:, reps].reshape(-1, window)
+    m = rows_all.shape[0]
+    med = np.full(m, np.nan)
+    mad = np.full(m, np.nan)
+    for a in range(0, m, chunk):
+        rows = np.sort(rows_all[a : a + chunk], axis=1)
+        c = np.sum(~np.isnan(rows), axis=1)
+        md = _row_median(rows, c)
+        ma = _row_median(np.sort(np.abs(rows - md[:, None]), axis=1), c)
+        ok = c >= min_count
+        med[a : a + chunk] = np.where(ok, md, np.nan)
+        mad[a : a + chunk] = np.where(ok, ma, np.nan)
+    return med.reshape(k, -1)[:, where], mad.reshape(k, -1)[:, where]
+
+
+def _trailing_median_rows(Z: np.ndarray, length: int) -> np.ndarray:
+    """`_trailing_median` (start 0) for every row of Z at once."""
+    k, n = Z.shape
+    padded = np.concatenate([np.full((k, length - 1), np.nan), Z], axis=1)
+    rows = np.sort(sliding_window_view(padded, length, axis=1).reshape(-1, length), axis=1)
+    return _row_median(rows, np.sum(~np.isnan(rows), axis=1)).reshape(k, n)
+
+
+def evaluate_latest_many(detector, series) -> list[AnomalyResult]:
+    """Verdicts on the latest point of many series: batched when the detector can, else one by one."""
+    many = getattr(detector, "evaluate_latest_many", None)
+    if many is not None:
+        return many(series)
+    return [detector.evaluate_latest(t, v) for t, v in series]
 
 
 DETECTORS = {
     "zscore": RollingZScoreDetector,
     "robust": RobustMADDetector,
     "seasonal": SeasonalDetector,
-    "ensemble": EnsembleDetector,
+    # "ensemble" is the rule field's default value (AnomalyMethod.ENSEMBLE): the product detector
+    "ensemble": LikelihoodDetector,
+    "likelihood": LikelihoodDetector,
+    "robust-ensemble": EnsembleDetector,
 }
 
 
 def make_detector(kind: str = "ensemble", **params) -> _BaseDetector:
-    """Build a detector by name (rule engine helper): zscore | robust | seasonal | ensemble."""
+    """Build a detector by name (rule engine helper): zscore | robust | seasonal | robust-ensemble |
+    ensemble (= likelihood, the product default)."""
     try:
         return DETECTORS[kind](**params)
     except KeyError:
         raise ValueError(f"unknown detector {kind!r}; choose from {sorted(DETECTORS)}") from None
 
 
-def default_detector() -> EnsembleDetector:
+def default_detector() -> LikelihoodDetector:
     """The detector the product uses for anomaly rules (and the NAB bench scores)."""
-    return EnsembleDetector()
+    return LikelihoodDetector()

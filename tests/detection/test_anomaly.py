@@ -15,6 +15,7 @@ from detection.anomaly import (
     AnomalyResult,
     Detector,
     EnsembleDetector,
+    LikelihoodDetector,
     RobustMADDetector,
     RollingZScoreDetector,
     SeasonalDetector,
@@ -31,7 +32,7 @@ sys.modules.setdefault("nab_scoring", nab)
 _spec.loader.exec_module(nab)
 
 STEP = 300.0  # 5-minute samples
-ALL = [RollingZScoreDetector, RobustMADDetector, SeasonalDetector, EnsembleDetector]
+ALL = [RollingZScoreDetector, RobustMADDetector, SeasonalDetector, EnsembleDetector, LikelihoodDetector]
 
 
 def noisy(n=1000, level=100.0, sigma=1.0, seed=1):
