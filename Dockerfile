@@ -8,7 +8,7 @@ COPY scripts/vendor-assets.mjs scripts/
 RUN npm ci --no-audit --no-fund && node scripts/vendor-assets.mjs
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=reliability_studio.settings.production
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY reliability_studio reliability_studio

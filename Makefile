@@ -47,6 +47,7 @@ system-deps:
 
 system-deps-test: system-deps
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(call APT_INSTALL,chromium chromium-driver); }
+	@command -v prometheus-alertmanager >/dev/null || { $(call APT_INSTALL,prometheus-alertmanager); }
 
 # htmx and uPlot from the npm registry (package-lock.json pins them) into static/vendor/ (gitignored).
 assets: static/vendor/.installed
@@ -56,9 +57,10 @@ static/vendor/.installed: package.json package-lock.json scripts/vendor-assets.m
 	node scripts/vendor-assets.mjs
 	touch $@
 
-# A local development .env with a generated secret (never committed; production sets the environment).
+# A local development .env with a generated secret (never committed; read only by the development
+# settings, manage.py's default, which also default DEBUG on; production sets the environment).
 .env:
-	@printf 'DEBUG=true\nSECRET_KEY=%s\nLOG_FORMAT=text\n# Demo: incidents resolve sooner after recovery than the production defaults.\nDETECTION_AUTO_RESOLVE_HOLD=critical=60,high=45,medium=30,low=30\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@printf 'SECRET_KEY=%s\nLOG_FORMAT=text\n# Demo: incidents resolve sooner after recovery than the production defaults.\nDETECTION_AUTO_RESOLVE_HOLD=critical=60,high=45,medium=30,low=30\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
 	@echo "wrote .env (local development settings)"
 
 clean:

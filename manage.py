@@ -5,9 +5,17 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reliability_studio.settings")
+    # Development on a workstation (reads .env); deployments set DJANGO_SETTINGS_MODULE to
+    # reliability_studio.settings.production (docker-compose, the image, Kubernetes).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reliability_studio.settings.development")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    try:
+        settings.INSTALLED_APPS  # loads the settings module: a missing SECRET_KEY is one line, not a traceback
+    except ImproperlyConfigured as exc:
+        sys.exit(f"ImproperlyConfigured: {exc}")
     execute_from_command_line(sys.argv)
 
 

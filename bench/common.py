@@ -25,7 +25,9 @@ def recreate_database(name: str, base_url: str = "postgres://postgres@127.0.0.1:
 def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-not-for-production")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reliability_studio.settings")
+    # The test settings (no .env, rs-test names); tasks go to workers, as served, not inline.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reliability_studio.settings.test")
+    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("CHANNEL_PREFIX", "rs-bench")
     import django
@@ -59,9 +61,9 @@ class Stack:
         from django.core.management import call_command
         from django.db import connections
 
-        from tests.servers import CeleryBeat, CeleryWorker, Daphne, server_env
-        from tests.support.prometheus import start_prometheus
-        from tests.support.shop import start_shop
+        from reliability_studio.devtools.servers import CeleryBeat, CeleryWorker, Daphne, server_env
+        from reliability_studio.devtools.prometheus import start_prometheus
+        from reliability_studio.devtools.shop import start_shop
 
         call_command("migrate", verbosity=0)
         call_command("load_catalog", "demo/catalog.yaml", verbosity=0)
@@ -75,8 +77,14 @@ class Stack:
                                            target_labels=targets)  # as make run's config labels them
         self.env = server_env(db_name, PROMETHEUS_URL=self.prometheus.url, DEMO_CONTROL_URL=self.shop.control_url,
                               **env_extra)
-        self.web = Daphne(self.env)
-        self.processes = [CeleryWorker(self.env, concurrency=2), CeleryBeat(self.env, str(self.tmp / "beat")), self.web]
+        self.processes = []
+        try:  # a child that fails to start must not leave the others running
+            self.web = Daphne(self.env)
+            self.processes.append(self.web)
+            self.processes += [CeleryWorker(self.env, concurrency=2), CeleryBeat(self.env, str(self.tmp / "beat"))]
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         for process in self.processes:

@@ -69,13 +69,13 @@ def main() -> None:
     from detection.firedrill import Fault, quiet_period, run_fault
     from detection.models import DetectionRule
     from reliability_studio.access import Role, grant_role
-    from tests.factories import UserFactory
-    from tests.servers import login
+    from django.contrib.auth import get_user_model
+    from reliability_studio.devtools.servers import login
 
     results = {"hard_break": [], "regression_10pct": []}
     watcher = None
     try:
-        grant_role(UserFactory(username="bench", password=PASSWORD), Role.VIEWER)
+        grant_role(get_user_model().objects.create_user(username="bench", password=PASSWORD), Role.VIEWER)
         interval = DetectionRule.objects.get(name="High error ratio").evaluation_interval_seconds
         cookie = f"sessionid={login(stack.web.url, 'bench', PASSWORD).cookies['sessionid']}"
         watcher = SocketWatcher(stack.web.url.replace("http", "ws") + "/ws/incidents/", cookie, stack.web.url)

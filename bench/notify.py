@@ -51,8 +51,8 @@ def main() -> None:
     from incidents.models import Service
     from notifications import services
     from notifications.models import Route
-    from tests.notifications.receivers import HTTPReceiver, webhook_checker
-    from tests.servers import server_env
+    from reliability_studio.devtools.receivers import HTTPReceiver, webhook_checker
+    from reliability_studio.devtools.servers import server_env
 
     call_command("migrate", verbosity=0)
     from django.conf import settings
@@ -93,7 +93,7 @@ def run(mode: str, args, base_env: dict, receiver, service) -> dict:
     from incidents import services as incident_services
     from notifications.models import Delivery, DeliveryStatus
     from reliability_studio.celery import app
-    from tests.servers import CeleryBeat, CeleryWorker
+    from reliability_studio.devtools.servers import CeleryBeat, CeleryWorker
 
     env = dict(base_env)
     tmp = Path(tempfile.mkdtemp(prefix="rs-bench-notify-"))

@@ -31,8 +31,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from reliability_studio.telemetry.prometheus import PrometheusClient  # noqa: E402
-from tests.support.prometheus import start_prometheus  # noqa: E402
-from tests.support.shop import start_shop  # noqa: E402
+from reliability_studio.devtools.prometheus import start_prometheus  # noqa: E402
+from reliability_studio.devtools.shop import start_shop  # noqa: E402
 
 SERVICES = ("frontend", "catalog", "checkout", "payment", "database")
 BEFORE_S = 300  # history before the injection in each case

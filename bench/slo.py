@@ -34,7 +34,7 @@ D, H = 86400, 3600
 
 
 def dataset(services: int, end: float):
-    from tests.slos.support import Dataset, Segment, ServiceData
+    from reliability_studio.devtools.slo_data import Dataset, Segment, ServiceData
 
     segments = [Segment(end - 31 * D, end - 2 * D, D), Segment(end - 2 * D, end - D, H), Segment(end - D, end, 300)]
     return Dataset([ServiceData(f"svc-{i:03d}", segments, rate=lambda t: 10.0, bad=lambda t: 0.0005,
@@ -69,7 +69,7 @@ def part_cycle(args) -> dict:
     from django.conf import settings
 
     from slos import services as slo_services
-    from tests.slos.support import start_backfilled_prometheus
+    from reliability_studio.devtools.slo_data import start_backfilled_prometheus
 
     end = math.floor((time.time() - 600) / 300) * 300
     started = time.perf_counter()
@@ -115,8 +115,8 @@ def part_demo(args) -> dict:
     from detection.models import Alert, AlertState
     from slos import services as slo_services
     from slos.models import SLO
-    from tests.support.prometheus import start_prometheus
-    from tests.support.shop import start_shop
+    from reliability_studio.devtools.prometheus import start_prometheus
+    from reliability_studio.devtools.shop import start_shop
 
     call_command("load_catalog", str(ROOT / "demo" / "catalog.yaml"), verbosity=0)
     names = ("frontend", "catalog", "checkout", "payment", "database")

@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 import requests  # noqa: E402
 
 from reliability_studio.telemetry.prometheus import PrometheusClient  # noqa: E402
-from tests.support.prometheus import start_prometheus  # noqa: E402
+from reliability_studio.devtools.prometheus import start_prometheus  # noqa: E402
 
 QUERY = "sum by (job)(rate(prometheus_http_requests_total[1m]))"
 

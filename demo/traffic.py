@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -13,6 +14,21 @@ from requests.adapters import HTTPAdapter
 from .topology import TRAFFIC_MIX
 
 CLIENT_TIMEOUT_S = 5.0
+
+
+def arrival_gaps(rps: float, rng: random.Random) -> Iterator[float]:
+    """Seconds between consecutive requests: 1/rps with ±50 % jitter per gap (the offered load,
+    also replayed in simulated time by tests/detection/test_steady_state.py)."""
+    mean_gap = 1.0 / rps
+    while True:
+        yield mean_gap * rng.uniform(0.5, 1.5)
+
+
+def choose_route(rng: random.Random) -> tuple[str, str]:
+    """(method, path) of the next request, drawn from the traffic mix."""
+    routes = [(method, path) for method, path, _ in TRAFFIC_MIX]
+    weights = [weight for _, _, weight in TRAFFIC_MIX]
+    return rng.choices(routes, weights)[0]
 
 
 class TrafficGenerator:
@@ -53,19 +69,17 @@ class TrafficGenerator:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
-        routes = [(method, path) for method, path, _ in TRAFFIC_MIX]
-        weights = [weight for _, _, weight in TRAFFIC_MIX]
-        mean_gap = 1.0 / self.rps
+        gaps = arrival_gaps(self.rps, self.rng)
         # Absolute deadlines keep the long-run rate exact despite sleep overshoot.
         next_at = time.monotonic()
         while not self._stop.is_set():
-            next_at += mean_gap * self.rng.uniform(0.5, 1.5)
+            next_at += next(gaps)
             delay = next_at - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
             if delay < -1.0:
                 next_at = time.monotonic()  # fell far behind (e.g. suspended): don't burst
-            method, path = self.rng.choices(routes, weights)[0]
+            method, path = choose_route(self.rng)
             if self._slots.acquire(blocking=False):
                 self.sent += 1
                 self._pool.submit(self._send, method, path)

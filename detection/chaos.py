@@ -14,6 +14,10 @@ from django.conf import settings
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 
 
+DEMO_DISABLED = ("the demo is disabled (DEMO_ENABLED is off): chaos and the fire drill act only on the demo "
+                 "workload; set DEMO_ENABLED=true where it runs")
+
+
 class ChaosError(Exception):
     """A refused or failed chaos operation; the message is one line for the operator."""
 

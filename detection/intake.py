@@ -10,8 +10,9 @@ cannot be stored, a number that overflows) is refused here, never discovered by 
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone as dt_timezone
 
 from django.utils.dateparse import parse_datetime
@@ -28,6 +29,7 @@ SEVERITY_WORDS = {
     "info": Severity.LOW, "low": Severity.LOW, "minor": Severity.LOW, "p4": Severity.LOW,
 }
 MAX_ALERTS = 1000
+GROUP_KEY_LENGTH = 200  # Alert.group_key's column; a longer groupKey is stored as its digest
 
 
 class IntakeError(ValueError):
@@ -46,6 +48,7 @@ class ExternalAlert:
     severity: str | None
     service_slug: str | None
     value: float | None = None
+    group_key: str = ""  # the delivery's groupKey (normalised by _group_key): its alerts are one group
 
 
 def _time(value, field: str) -> datetime | None:
@@ -135,6 +138,19 @@ def _parse_alert(item, index: int) -> ExternalAlert:
     )
 
 
+def _group_key(value) -> str:
+    """The delivery's `groupKey`: Alertmanager (and Grafana, which embeds one) sends the alerts of
+    one notification group together, under one key. Kept as sent, or as its digest when too long."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise IntakeError("groupKey must be a string")
+    _text(value, "groupKey")
+    if len(value) <= GROUP_KEY_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
 def parse_webhook(kind: str, payload) -> list[ExternalAlert]:
     """Both senders share the Alertmanager envelope; Grafana adds fields we may ignore."""
     if not isinstance(payload, dict):
@@ -146,4 +162,5 @@ def parse_webhook(kind: str, payload) -> list[ExternalAlert]:
         raise IntakeError("'alerts' must be a non-empty list")
     if len(alerts) > MAX_ALERTS:
         raise IntakeError(f"too many alerts in one delivery ({len(alerts)} > {MAX_ALERTS})")
-    return [_parse_alert(item, i) for i, item in enumerate(alerts)]
+    group_key = _group_key(payload.get("groupKey"))
+    return [replace(_parse_alert(item, i), group_key=group_key) for i, item in enumerate(alerts)]

@@ -172,11 +172,15 @@ class Alert(models.Model):
     received_count = models.PositiveIntegerField(default=0, help_text="external alerts: deliveries received")
     # External alerts: the delivery last applied, so a retried delivery does not count twice.
     last_delivery = models.CharField(max_length=64, blank=True, editable=False)
+    # External alerts: the sender's group (Alertmanager's and Grafana's `groupKey`, as delivered or,
+    # when longer than the column, its digest). Alerts without a catalog service group by it.
+    group_key = models.CharField(max_length=200, blank=True, default="", editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
-        indexes = [models.Index(fields=["incident", "state"]), models.Index(fields=["rule", "state"])]
+        indexes = [models.Index(fields=["incident", "state"]), models.Index(fields=["rule", "state"]),
+                   models.Index(fields=["source", "group_key"], name="detection_alert_group_key")]
 
     def __str__(self) -> str:
         return f"{self.name} [{self.state}]"

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from incidents.stream import live_page
 from reliability_studio.access import Role, has_role, role_required
 
 from . import selectors
@@ -65,13 +67,14 @@ def _page(request, *, status: int = 200, **drill) -> HttpResponse:
     context: dict = {}
     for _template, build in REGIONS.values():
         context.update(build(request))
-    if has_role(request.user, Role.ADMIN):
+    if has_role(request.user, Role.ADMIN) and settings.DEMO_ENABLED:  # no fire drill without the demo
         context.update(_fire_drill(**drill))
     return render(request, "detection/status.html", context, status=status)
 
 
 @require_GET
 @role_required(Role.VIEWER)
+@live_page
 def detection_status(request):
     return _page(request)
 

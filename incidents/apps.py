@@ -8,5 +8,9 @@ class IncidentsConfig(AppConfig):
 
     def ready(self):
         from reliability_studio.access import sync_role_permissions
+        from reliability_studio.observability import register_collector
+
+        from .metrics import IncidentCountCollector
 
         post_migrate.connect(sync_role_permissions, dispatch_uid="rs-sync-role-permissions")
+        register_collector(IncidentCountCollector())  # rs_incidents on /metrics

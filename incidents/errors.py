@@ -1,9 +1,7 @@
-"""Domain errors: refused operations with a clear message, mapped to HTTP by the API layer."""
+"""Incident refusals, mapped to HTTP by the API layer (their base is the project's DomainError)."""
+from reliability_studio.errors import DomainError
 
-
-class DomainError(Exception):
-    http_status = 400
-    code = "invalid"
+__all__ = ["DomainError", "DuplicateFingerprint", "InvalidTransition"]
 
 
 class InvalidTransition(DomainError):

@@ -15,15 +15,14 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from detection.evidence import metric_evidence
 from reliability_studio.access import Role, role_required
-from reliability_studio.telemetry.errors import TelemetryError
 
 from . import panels, selectors, services
 from .errors import DomainError
 from .forms import ACTIVE, CommentForm, IncidentFilterForm, TaskForm
 from .graph import layout_blast_radius
 from .models import Incident, Status, Task
+from .stream import live_page
 
 LIST_LIMIT = 200
 
@@ -43,6 +42,7 @@ def _error_text(exc: Exception) -> str:
 
 @require_GET
 @role_required(Role.VIEWER)
+@live_page
 def incident_list(request):
     form = IncidentFilterForm(request.GET)
     filters = form.filters()
@@ -89,18 +89,10 @@ def _tasks(request, incident: Incident) -> dict:
 
 
 def _panel(request, incident: Incident) -> dict:
-    # SLO impact, evidence, hypotheses and actions: their apps are being built; until their data
-    # exists the panels say so honestly (see the templates) and refresh on the apps' events.
+    # SLO impact, evidence, hypotheses and actions belong to other apps (slos, investigation,
+    # remediation), which replace these placeholders with their own regions; without them the
+    # panels say so honestly (see the templates) and refresh on the apps' events.
     return {"incident": incident}
-
-
-def _evidence(request, incident: Incident) -> dict:
-    # Metrics: the series behind the incident's PromQL alerts, read from Prometheus on each render
-    # of this region (it refreshes on its own events only). Logs, traces, Kubernetes: still empty.
-    try:
-        return {"incident": incident, "metrics": metric_evidence(incident), "metrics_error": ""}
-    except TelemetryError as exc:
-        return {"incident": incident, "metrics": [], "metrics_error": str(exc)}
 
 
 # The incidents' regions, and placeholders for the panels other apps fill (investigation: summary,
@@ -110,7 +102,7 @@ for _name, _template, _build, _column, _order in (
     ("header", "incidents/_header.html", _header, panels.FIXED, 0),
     ("summary", "incidents/_summary.html", _summary, panels.MAIN, 10),
     ("hypotheses", "incidents/_hypotheses.html", _panel, panels.MAIN, 30),
-    ("evidence", "incidents/_evidence.html", _evidence, panels.MAIN, 40),
+    ("evidence", "incidents/_evidence.html", _panel, panels.MAIN, 40),
     ("blast-radius", "incidents/_blast_radius.html", _blast_radius, panels.MAIN, 50),
     ("slo-impact", "incidents/_slo_impact.html", _panel, panels.SIDE, 20),
     ("actions", "incidents/_actions.html", _panel, panels.SIDE, 30),
@@ -126,6 +118,7 @@ def _incident(pk: int) -> Incident:
 
 @require_GET
 @role_required(Role.VIEWER)
+@live_page
 def incident_detail(request, pk: int):
     incident = _incident(pk)
     context = panels.build_context(request, incident) | {
@@ -272,6 +265,7 @@ def toggle_task(request, pk: int, task_id: int):
 
 @require_GET
 @role_required(Role.VIEWER)
+@live_page
 def service_list(request):
     context = {"services": selectors.service_catalog(), "health": selectors.active_incidents_by_service()}
     template = "incidents/_service_table.html" if _is_htmx(request) else "incidents/services.html"

@@ -5,7 +5,7 @@ summary and impact, the run's progress, the ranked hypotheses and the evidence t
 incidents' placeholders; the review page gets its editable sections. Everything here renders
 stored rows and snapshots only — a page render never queries Prometheus, Loki, Tempo or
 Kubernetes for investigation evidence (only an incident that has never been investigated falls
-back to the live charts of its firing rules, `detection.evidence`).
+back to the live charts of its firing rules, `investigation.metric_evidence`).
 
 Snapshots come from the collectors and may lack keys or carry new ones: every reader below takes
 what it understands and ignores the rest, so an unexpected snapshot never breaks the page.
@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from detection.evidence import metric_evidence
 from incidents import panels
 from incidents.models import Incident
 from reliability_studio import grafana_links
@@ -27,6 +26,7 @@ from reliability_studio.telemetry.errors import TelemetryError
 
 from . import review as reviews
 from . import selectors
+from .metric_evidence import metric_evidence
 from .models import EvidenceKind, EvidenceStatus, HypothesisStatus, RunStatus, StepState
 
 SOURCE_NAMES = {"prometheus": "Prometheus", "loki": "Loki", "tempo": "Tempo", "kubernetes": "Kubernetes",

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from incidents.errors import DomainError
+from reliability_studio.errors import DomainError
 
 log = logging.getLogger(__name__)
 

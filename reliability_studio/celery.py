@@ -1,7 +1,7 @@
 """The Celery application and the beat schedule.
 
 Beat only dispatches; each periodic job is a thin task that calls a service, so more workers on
-more machines share the load. The schedule is CELERY_BEAT_SCHEDULE in settings.py.
+more machines share the load. The schedule is CELERY_BEAT_SCHEDULE in settings/common.py.
 """
 import logging
 import os
@@ -9,7 +9,8 @@ import os
 from celery import Celery
 from celery.signals import after_setup_logger
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reliability_studio.settings")
+# Fail closed, as reliability_studio/asgi.py: production unless DJANGO_SETTINGS_MODULE says otherwise.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reliability_studio.settings.production")
 
 app = Celery("reliability_studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -464,19 +464,21 @@ def _variables_service(action: ActionRow) -> str:
 
 # -- global controls -----------------------------------------------------------------------------------
 
-def set_kill_switch(*, engaged: bool, user, reason: str = "") -> Switchboard:
-    """Engage or release the kill switch (admins); recorded in the audit log."""
+def set_kill_switch(*, engaged: bool, user=None, reason: str = "", actor: str = "") -> Switchboard:
+    """Engage or release the kill switch (admins; or, with `actor` and no user, a process of the
+    product's own such as the fire drill); recorded in the audit log."""
     from reliability_studio.access import Role, has_role
 
-    if not has_role(user, Role.ADMIN):
+    if (user is not None or not actor) and not has_role(user, Role.ADMIN):
         raise guardrails.NotAllowed("only admins may change the kill switch")
     with transaction.atomic():
         board = Switchboard.objects.select_for_update().get_or_create(id=1)[0]
         board.kill_switch, board.kill_switch_reason = engaged, reason[:500]
         board.changed_by, board.changed_at = user, timezone.now()
         board.save()
-        audit(event=AuditEvent.KILL_SWITCH, user=user, message=f"kill switch {'ON' if engaged else 'off'}"
-              + (f": {reason}" if reason else ""), result={"engaged": engaged})
+        audit(event=AuditEvent.KILL_SWITCH, user=user, actor=actor or None,
+              message=f"kill switch {'ON' if engaged else 'off'}" + (f": {reason}" if reason else ""),
+              result={"engaged": engaged})
     return board
 
 

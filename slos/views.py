@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from incidents.stream import live_page
 from reliability_studio.access import Role, role_required
 
 from . import selectors, services
@@ -50,6 +51,7 @@ def _slo(pk: int) -> SLO:
 
 @require_GET
 @role_required(Role.VIEWER)
+@live_page
 def slo_list(request):
     return render(request, "slos/list.html", _list(request))
 
@@ -62,6 +64,7 @@ def slo_list_region(request):
 
 @require_GET
 @role_required(Role.VIEWER)
+@live_page
 def slo_detail(request, pk: int):
     slo = _slo(pk)
     context = {"slo": slo}

@@ -1,9 +1,13 @@
-"""Shared fixtures: users per role and API clients. Tests talk to the real Postgres and Redis."""
+"""Shared fixtures: users per role and API clients. Tests talk to the real Postgres and Redis.
+
+In CI (`CI` set) a skipped test fails: see tests/ci.py, whose hooks are installed here.
+"""
 import pytest
 from rest_framework.test import APIClient
 
 from reliability_studio.access import Role, grant_role
 
+from .ci import pytest_make_collect_report, pytest_runtest_makereport, require_binary  # noqa: F401  (hooks)
 from .factories import UserFactory
 
 

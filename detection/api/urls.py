@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
@@ -11,7 +12,10 @@ router.register("alerts", AlertViewSet, basename="alert")
 urlpatterns = [
     path("alerts/alertmanager", AlertmanagerIntakeView.as_view(), name="intake-alertmanager"),
     path("alerts/grafana", GrafanaIntakeView.as_view(), name="intake-grafana"),
-    path("chaos/", ChaosView.as_view(), name="chaos"),
-    path("chaos/<slug:service>/", ServiceChaosView.as_view(), name="chaos-service"),
     *router.urls,
 ]
+if settings.DEMO_ENABLED:  # the chaos API drives the demo workload: not mounted without it
+    urlpatterns += [
+        path("chaos/", ChaosView.as_view(), name="chaos"),
+        path("chaos/<slug:service>/", ServiceChaosView.as_view(), name="chaos-service"),
+    ]

@@ -76,11 +76,11 @@ class ChaosView(APIView):
     schema = AutoSchema()
     error_statuses = (502, 503)  # the demo workload's control API refused or did not answer
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="v1_chaos_status", responses={200: dict})
     def get(self, request):
         return self._run(lambda client: client.status())
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="v1_chaos_recover_all", responses={200: dict})
     def delete(self, request):
         return self._run(lambda client: client.recover())
 

@@ -56,6 +56,7 @@ class InvestigationView(APIView):
 
     required_roles = {"GET": READ, "HEAD": READ, "OPTIONS": READ, "POST": RESPOND}
 
+    @extend_schema(responses={200: dict})
     def get(self, request, key: str):
         return Response(investigation_document(_get_incident(key)))
 
@@ -76,6 +77,7 @@ class HypothesisDecisionView(APIView):
         incident = _get_incident(key)
         return get_object_or_404(Hypothesis, pk=pk, incident=incident)
 
+    @extend_schema(responses=HypothesisSerializer)
     def get(self, request, key: str, pk: int):
         return Response(HypothesisSerializer(self._hypothesis(key, pk)).data)
 

@@ -7,6 +7,7 @@ defaults below when Django is absent, unconfigured, or a name is not defined.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any
 
@@ -27,6 +28,9 @@ def get_setting(name: str, default: Any = _MISSING, settings: Any = None) -> Any
     """``getattr(settings, name, default)`` that tolerates Django not being set up."""
     if default is _MISSING:
         default = DEFAULTS.get(name, "")
+    recording = getattr(_reads, "names", None)
+    if recording is not None:  # shared_client() is learning which settings a client reads
+        recording[name] = default
     if settings is None:
         try:
             from django.conf import settings as django_settings
@@ -75,8 +79,32 @@ def http_client_kwargs(prefix: str, settings: Any = None, default_url: str = "")
     return kwargs
 
 
-_shared: dict[tuple[type, Any], Any] = {}
+_shared: dict[tuple[type, str], Any] = {}
 _shared_lock = threading.Lock()
+# Per client class, the settings its from_settings() read (name -> default), learnt while building
+# one; the shared instance is found again from their values, without building a client.
+_read_by: dict[type, dict[str, Any]] = {}
+_reads = threading.local()
+
+
+def _settings_key(cls: type, settings: Any) -> tuple[type, str] | None:
+    names = _read_by.get(cls)
+    if names is None:
+        return None
+    values = repr([(name, get_setting(name, default, settings)) for name, default in sorted(names.items())])
+    return cls, hashlib.sha256(values.encode()).hexdigest()  # secrets only as a digest
+
+
+def _build_learning_reads(cls: type, settings: Any) -> tuple[Any, dict[str, Any]]:
+    outer = getattr(_reads, "names", None)
+    _reads.names = names = {}
+    try:
+        client = cls.from_settings(settings)
+    finally:
+        _reads.names = outer
+        if outer is not None:
+            outer.update(names)
+    return client, names
 
 
 def shared_client(cls: type, settings: Any = None) -> Any:
@@ -85,13 +113,22 @@ def shared_client(cls: type, settings: Any = None) -> Any:
     The circuit breaker only protects a backend if its state outlives a single
     request, so views/tasks should use this rather than a fresh client each time.
     A configuration change (e.g. ``override_settings``) yields a new instance.
+
+    The configuration is the values of the settings the class's ``from_settings()``
+    reads through :func:`get_setting` (learnt when the first instance is built), so
+    finding the shared instance reads a few settings and builds nothing: no session,
+    no breaker per rule evaluation.
     """
-    probe = cls.from_settings(settings)
-    key = (cls, probe.config_fingerprint())
-    with _shared_lock:
+    key = _settings_key(cls, settings)
+    if key is not None:
         existing = _shared.get(key)
-        if existing is None:
-            _shared[key] = existing = probe
+        if existing is not None:
+            return existing
+    probe, names = _build_learning_reads(cls, settings)
+    with _shared_lock:
+        _read_by[cls] = {**_read_by.get(cls, {}), **names}  # replaced, never mutated: read unlocked
+        key = _settings_key(cls, settings)
+        existing = _shared.setdefault(key, probe)
     if existing is not probe:
         probe.close()
     return existing

@@ -93,6 +93,7 @@ class SLOViewSet(viewsets.ModelViewSet):
         """Prometheus recording and alerting rules (Sloth's shape) as YAML."""
         return HttpResponse(rules.rules_yaml([self.get_object()]), content_type=YAML)
 
+    @extend_schema(operation_id="v1_slos_rules_all")
     @action(detail=False, methods=["get"], url_path="rules")
     def rules_all(self, request):
         return HttpResponse(rules.rules_yaml(self.filter_queryset(self.get_queryset())), content_type=YAML)
@@ -102,6 +103,7 @@ class SLOViewSet(viewsets.ModelViewSet):
         """The SLO as an OpenSLO v1 document."""
         return HttpResponse(openslo.export_yaml([self.get_object()]), content_type=YAML)
 
+    @extend_schema(operation_id="v1_slos_openslo_all")
     @action(detail=False, methods=["get"], url_path="openslo")
     def openslo_export(self, request):
         return HttpResponse(openslo.export_yaml(self.filter_queryset(self.get_queryset())), content_type=YAML)

@@ -1,8 +1,13 @@
 // Live control room. One WebSocket per page (the URL is on <body data-live-url>); every event is
 // re-dispatched on <body> as an htmx trigger "rs-<event>" (incident.updated -> rs-incident-updated),
 // and each region declares which triggers make it fetch its server-rendered partial again. So the
-// browser never renders HTML itself, and a region that missed events while the socket was down
-// catches up with one GET: "rs-reconnected" fires on every (re)connection.
+// browser never renders HTML itself.
+// Catching up: the page was rendered with the stream's cursor (<body data-cursor>, read before the
+// page's queries). The first connection sends it in its hello, and the server's first message
+// brings the events after it ("live.catchup"), dispatched like live ones: an event published
+// between the render and the subscription is not lost. When the cursor cannot be served, and on
+// every reconnection (events may have been lost while the server or Redis was away), the server
+// answers "live.resync" and "rs-reconnected" makes every region fetch itself once.
 (function () {
   "use strict";
   const body = document.body;
@@ -15,8 +20,15 @@
     if (indicator) { indicator.dataset.state = state; indicator.textContent = text; }
   }
 
+  function dispatch(payload) {
+    if (typeof payload.event !== "string") return;
+    markInFlightStale();
+    htmx.trigger(body, "rs-" + payload.event.replace(/\./g, "-"), payload.data || {});
+  }
+
   function connect() {
     let delay = MIN_DELAY, pingTimer = null, pongTimer = null, socket = null;
+    let cursor = body.dataset.cursor || "";  // only the first connection catches up from it
 
     function open() {
       setState("connecting", "connecting…");
@@ -24,17 +36,26 @@
       socket = new WebSocket(scheme + location.host + liveUrl);
       socket.onopen = () => {
         delay = MIN_DELAY;
-        setState("live", "live");
-        htmx.trigger(body, "rs-reconnected");
+        socket.send(JSON.stringify({ type: "hello", cursor: cursor }));
+        cursor = "";
         pingTimer = setInterval(ping, PING_EVERY);
       };
       socket.onmessage = (message) => {
         let payload;
         try { payload = JSON.parse(message.data); } catch (e) { return; }
         if (payload.event === "pong") { clearTimeout(pongTimer); return; }
-        if (typeof payload.event !== "string") return;
-        markInFlightStale();
-        htmx.trigger(body, "rs-" + payload.event.replace(/\./g, "-"), payload.data || {});
+        if (payload.event === "live.catchup") {
+          (payload.events || []).forEach(dispatch);
+          setState("live", "live");
+          return;
+        }
+        if (payload.event === "live.resync") {
+          markInFlightStale();
+          htmx.trigger(body, "rs-reconnected");
+          setState("live", "live");
+          return;
+        }
+        dispatch(payload);
       };
       socket.onclose = () => {
         clearInterval(pingTimer); clearTimeout(pongTimer);
@@ -109,6 +130,12 @@
   }
   setInterval(tick, 1000);
 
-  if (liveUrl && window.WebSocket && window.htmx) connect();
-  else setState("off", "");
+  // Connect once htmx has processed the page (its DOMContentLoaded listener was added first): the
+  // socket can open while the parser waits for a later script (the incident page's charts), and a
+  // trigger fired before htmx set up the regions' listeners would be lost.
+  if (liveUrl && window.WebSocket && window.htmx) {
+    setState("connecting", "connecting…");
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", connect);
+    else connect();
+  } else setState("off", "");
 })();

@@ -1,7 +1,9 @@
-"""Incident annotations in Grafana, against a small in-memory stand-in for its annotations API."""
+"""Incident annotations in Grafana, against a small in-memory stand-in for its annotations API
+(served over real HTTP; request and response shapes from tests/fixtures/grafana)."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -14,6 +16,7 @@ from reliability_studio.telemetry.grafana import GrafanaClient
 from ..factories import ServiceFactory
 
 pytestmark = pytest.mark.django_db
+GRAFANA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "grafana"
 
 
 class FakeGrafana(ThreadingHTTPServer):
@@ -21,6 +24,7 @@ class FakeGrafana(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.annotations: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []
+        self.posted: list[dict] = []  # each POST as received: path, headers, JSON body
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,6 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.server.requests.append(("POST", self.path))
         body = self._body()
+        self.server.posted.append({"path": self.path, "headers": dict(self.headers), "body": body})
         annotation_id = len(self.server.annotations) + 1
         self.server.annotations[annotation_id] = {"id": annotation_id, "timeEnd": body.get("timeEnd", body["time"]), **body}
         self._reply(200, {"message": "Annotation added", "id": annotation_id})
@@ -100,12 +105,25 @@ def test_unconfigured_grafana_is_skipped():
     assert sync_incident_annotation(incident_id=incident.pk, client=GrafanaClient("")) is None
 
 
-def test_task_runs_the_sync(settings):
+def test_the_task_posts_the_incidents_annotation_to_grafana(grafana, settings):
     from incidents.tasks import sync_grafana_annotation
 
-    settings.GRAFANA_URL = ""
-    incident = services.create_incident(title="x", severity="low")
+    settings.GRAFANA_URL = f"http://127.0.0.1:{grafana.server_address[1]}"
+    settings.GRAFANA_TOKEN = "test-token"
+    incident = services.create_incident(title="Checkout down", severity="high",
+                                        primary_service=ServiceFactory(slug="checkout"))
+    assert grafana.posted == []  # the service queues the task after commit; here the test runs it
     assert sync_grafana_annotation.apply(args=[incident.pk]).successful()
+
+    (post,) = grafana.posted
+    assert post["path"] == "/api/annotations"
+    assert post["headers"]["Authorization"] == "Bearer test-token"
+    body = post["body"]
+    documented = set(json.loads((GRAFANA_FIXTURES / "annotations-create-request.json").read_text()))
+    assert {"time", "tags", "text"} <= set(body) <= documented, body
+    assert body["tags"] == [TAG, incident.key, "severity:high", "service:checkout"]
+    assert body["time"] == int(incident.started_at.timestamp() * 1000)
+    assert "Checkout down" in body["text"] and incident.key in body["text"]
 
 
 def test_incident_services_keep_the_annotation_in_step(grafana, responder, settings, django_capture_on_commit_callbacks):

@@ -11,11 +11,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from detection import evidence, services
+from detection import services
 from detection.evaluation import Observation
 from detection.models import Alert, AlertState, DetectionRule, RuleKind
 from incidents import services as incidents
 from incidents.models import Incident, Severity
+from investigation import metric_evidence as evidence
 from reliability_studio.telemetry.prometheus import (
     PrometheusClient,
     QueryResult,

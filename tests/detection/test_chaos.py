@@ -87,7 +87,8 @@ def test_bad_chaos_input_is_one_line_and_changes_nothing(chaos_target, argv, mes
 
 
 def test_unreachable_workload_exits_non_zero_with_one_line(settings, tmp_path):
-    env = {"DEMO_CONTROL_URL": "http://127.0.0.1:9", "SECRET_KEY": "x" * 50, "PATH": "/usr/bin:/bin"}
+    env = {"DEMO_CONTROL_URL": "http://127.0.0.1:9", "DJANGO_SETTINGS_MODULE": "reliability_studio.settings.test",
+           "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "manage.py", "chaos", "status"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

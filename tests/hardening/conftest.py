@@ -15,7 +15,7 @@ from incidents import events
 def published(monkeypatch):
     """Every live event actually sent (after commit), as (event type, data)."""
     sent: list[tuple[str, dict]] = []
-    monkeypatch.setattr(events, "_send", lambda groups, message: sent.append((message["event"], message["data"])))
+    monkeypatch.setattr(events, "_send", lambda groups, message, incident_id=None: sent.append((message["event"], message["data"])))
     return sent
 
 

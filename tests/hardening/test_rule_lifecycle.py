@@ -120,7 +120,7 @@ def test_rule_health_event_is_sent_after_the_health_is_written(rule, monkeypatch
     seen = []
     from incidents import events
 
-    def send(groups, message):
+    def send(groups, message, incident_id=None):
         if "health" in message["data"]:  # what a client re-reading on the event would see
             seen.append((message["data"]["health"], DetectionRule.objects.get(pk=rule.pk).health))
 

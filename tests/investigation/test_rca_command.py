@@ -100,7 +100,7 @@ def test_malformed_case_is_one_clear_error(tmp_path, breakage, message):
 def test_command_line_exit_status_and_one_stderr_line(tmp_path):
     case = write_case(tmp_path / "case")
     (case / "logs.jsonl").write_text('{"time": 1, "service": "a", "line": "x"}\nnot json\n')
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "reliability_studio.settings"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "reliability_studio.settings.test"}
     env.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnop")
     proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "rca", str(case), "--json"],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)

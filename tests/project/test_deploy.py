@@ -18,8 +18,8 @@ def test_published_ports():
     ports = {name: svc.get("ports", []) for name, svc in SERVICES.items()}
     assert "8000:8000" in ports["web"]
     assert "3000:3000" in ports["grafana"]
-    assert "9090:9090" in ports["prometheus"]
-    assert "3100:3100" in ports["loki"]
+    assert "127.0.0.1:9090:9090" in ports["prometheus"]  # its lifecycle API is unauthenticated: loopback only
+    assert "127.0.0.1:3100:3100" in ports["loki"]
 
 
 def test_app_processes_share_configuration_and_wait_for_migrations():
@@ -63,7 +63,7 @@ def test_grafana_datasources_reference_existing_uids():
 
 
 def test_env_example_documents_every_setting_read_from_the_environment():
-    settings_text = (ROOT / "reliability_studio/settings.py").read_text()
+    settings_text = "\n".join(p.read_text() for p in sorted((ROOT / "reliability_studio/settings").glob("*.py")))
     read = set(re.findall(r'env(?:\.\w+)?\("([A-Z_]+)"', settings_text))
     documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read - documented == set()
@@ -74,7 +74,7 @@ def test_demo_pushes_to_tempos_otlp_receiver_while_the_app_queries_its_api():
     assert demo["DEMO_TEMPO_OTLP_URL"] == "http://tempo:4318"  # OTLP/HTTP receiver
     assert demo["DEMO_LOKI_URL"] == "http://loki:3100"
     assert "TEMPO_URL" not in demo  # the query API (3200) is the app's setting, never a push target
-    assert "4318:4318" in SERVICES["tempo"]["ports"] and "3200:3200" in SERVICES["tempo"]["ports"]
+    assert {"127.0.0.1:4318:4318", "127.0.0.1:3200:3200"} <= set(SERVICES["tempo"]["ports"])
     tempo = yaml.safe_load((ROOT / "deploy/tempo/tempo.yaml").read_text())
     assert tempo["server"]["http_listen_port"] == 3200
     assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")

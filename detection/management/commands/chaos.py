@@ -6,9 +6,10 @@
     manage.py chaos recover [SERVICE]
     manage.py chaos status
 """
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detection.chaos import ChaosClient, ChaosError, parse_duration_ms
+from detection.chaos import DEMO_DISABLED, ChaosClient, ChaosError, parse_duration_ms
 
 
 class Command(BaseCommand):
@@ -29,6 +30,8 @@ class Command(BaseCommand):
         sub.add_parser("status", help="show active faults")
 
     def handle(self, *args, action, **opts):
+        if not settings.DEMO_ENABLED:
+            raise CommandError(DEMO_DISABLED)
         client = ChaosClient.from_settings()
         try:
             if action == "fail":

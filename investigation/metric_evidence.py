@@ -1,4 +1,7 @@
-"""Metric evidence for the incident page: the series behind an incident's PromQL alerts.
+"""Live metric evidence: the series behind an incident's PromQL alerts, read from Prometheus.
+
+The evidence region (investigation/panels.py) shows these charts for an incident that has never
+been investigated; once a run exists, only its stored snapshots (collectors/metrics.py) are shown.
 
 For each distinct threshold / anomaly rule that fed the incident (at most `MAX_RULES`), the rule's
 query is run as-is over the incident window (15 minutes before it started until 5 minutes after
@@ -7,7 +10,7 @@ rule are kept. The baseline is the same window one day earlier when Prometheus h
 otherwise the 15 minutes before the incident are shaded as the "before" part. Nothing is invented:
 a missing point stays null.
 
-Read-only. A failing Prometheus raises TelemetryError (the view shows "Prometheus unavailable");
+Read-only. A failing Prometheus raises TelemetryError (the region shows "Prometheus unavailable");
 a query Prometheus refuses is reported on its own chart.
 """
 from __future__ import annotations
@@ -19,12 +22,11 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from detection.models import Alert, RuleKind
 from incidents.models import Incident
 from reliability_studio import grafana_links
 from reliability_studio.telemetry.errors import TelemetryError
 from reliability_studio.telemetry.prometheus import PrometheusClient, Series
-
-from .models import Alert, RuleKind
 
 MAX_RULES = 4
 MAX_POINTS = 300

@@ -1,33 +1,25 @@
-"""Settings for Reliability Studio.
+"""Settings shared by every environment (development, production, test import this module).
 
-Everything comes from the environment (12-factor, django-environ). Defaults are the safe production
-ones (DEBUG off, secure cookies when served over HTTPS, no default secret); `make run` writes a local
-`.env` with a generated secret for development. See `.env.example` for every variable.
+Everything comes from the environment (12-factor, django-environ); see `.env.example` for every
+variable. This module never reads `.env` and never makes up a secret: `development` reads the local
+`.env` (written by `make run`), `production` insists on SECRET_KEY and DATABASE_URL, `test` has its
+own defaults. Choose one with DJANGO_SETTINGS_MODULE=reliability_studio.settings.<name>.
 """
 from __future__ import annotations
 
-import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
-from django.core.management.utils import get_random_secret_key
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-TESTING = "pytest" in sys.modules
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-# The local .env is only for development; real deployments set the environment directly.
-if not TESTING and (BASE_DIR / ".env").exists():
-    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not (DEBUG or TESTING):
-        raise ImproperlyConfigured("SECRET_KEY is not set; export SECRET_KEY or run `make run`, which writes .env")
-    SECRET_KEY = get_random_secret_key()
+# Each environment module sets DEBUG and SECRET_KEY itself.
+DEBUG = False
+SECRET_KEY = ""
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -47,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets from PyPI, no CDN
     "channels",
+    "axes",  # login rate limiting (AXES_* below)
     "reliability_studio",
     "incidents",
     "slos",
@@ -58,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "reliability_studio.observability.RequestMetricsMiddleware",
+    # X-Web-Worker: which daphne process of reliability_studio.webserver served the request.
+    "reliability_studio.webserver.WorkerHeaderMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under daphne (which serves none itself)
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -68,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # CSP frame-ancestors for GRAFANA_FRAME_ORIGINS (X-Frame-Options DENY when none is set).
     "reliability_studio.framing.FrameAncestorsMiddleware",
+    # Turns a login refused by axes (too many failures) into the lockout page; keep it last.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "reliability_studio.urls"
@@ -98,28 +95,36 @@ DATABASES = {
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
 if DB_POOL_MAX_SIZE > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+    # The pool checks a connection before handing it out: after a PostgreSQL restart the first
+    # request gets a fresh connection instead of a 500 (tests/faults/test_postgres_restarted.py).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# Tests share the machine's Redis with a running demo: keep their channel names apart.
-CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="rs-test" if TESTING else "rs")
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_PREFIX, "capacity": 1000, "expiry": 30},
-    }
-}
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": CHANNEL_PREFIX,
+
+def redis_layers(redis_url: str, prefix: str) -> tuple[dict, dict]:
+    """CHANNEL_LAYERS and CACHES on one Redis, their keys under `prefix` (several installs, or the
+    tests and a running demo, can share a Redis)."""
+    channel_layers = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": prefix, "capacity": 1000, "expiry": 30},
+        }
     }
-}
+    caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
+                          "KEY_PREFIX": prefix}}
+    return channel_layers, caches
+
+
+CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="rs")
+CHANNEL_LAYERS, CACHES = redis_layers(REDIS_URL, CHANNEL_PREFIX)
+# How many recent live events Redis keeps so a page can catch up on connect from the cursor it was
+# rendered with (incidents/stream.py); a page whose cursor is older re-fetches everything.
+LIVE_CATCHUP_EVENTS = env.int("LIVE_CATCHUP_EVENTS", default=1000)
 
 # Celery: the broker is the same Redis; beat's schedule lives in reliability_studio/celery.py.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -130,9 +135,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# In-process tests run tasks inline; tests that need a real worker start one with its own queue.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=TESTING)
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="rs-test" if TESTING else "celery")
+# A message a killed worker had taken (acks_late) goes back to the queue after the visibility
+# timeout; it must exceed the task time limit and the longest countdown. The restore sweep runs
+# every second instead of about every 100 s (tests/faults/test_worker_killed.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900),
+    "unacked_restore_throttle": 1,
+}
+# Tasks run on workers; the test settings run them inline by default.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -141,12 +153,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "reliability_studio.access.TrustedProxyUserBackend",
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Login rate limiting (django-axes) on every form that calls authenticate(): the sign-in page, the
+# admin's and the browsable API's. After AXES_FAILURE_LIMIT failures for one username from one
+# address, that pair is refused for AXES_COOLOFF_MINUTES with a 429 page; a success resets the count.
+# API tokens never go through authenticate(), so token clients are not affected. Behind a reverse
+# proxy every client has the proxy's address: the lock is then per username (documented).
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # attempts are rows in the database (admin: Axes → access attempts)
 
 # Reverse-proxy authentication (the way Grafana's auth proxy works). Off by default; when on, the
 # header is trusted only from the listed proxy addresses, never from clients.
@@ -159,10 +187,15 @@ AUTH_PROXY_DEFAULT_ROLE = env.str("AUTH_PROXY_DEFAULT_ROLE", default="viewer")
 # Framing: only the configured Grafana origin(s) may embed the control room.
 GRAFANA_FRAME_ORIGINS = env.list("GRAFANA_FRAME_ORIGINS", default=[])
 X_FRAME_OPTIONS = "DENY"
+# security.W002 looks for Django's XFrameOptionsMiddleware by name; FrameAncestorsMiddleware above is
+# a subclass of it that also sends CSP frame-ancestors (tests/control_room/test_framing.py).
+SILENCED_SYSTEM_CHECKS = ["security.W002"]
 
+# Behind a TLS-terminating proxy, trust its X-Forwarded-Proto (only if it always sets or strips it).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TRUST_X_FORWARDED_PROTO", default=False) else None
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Secure cookies unless turned off; development and test (plain HTTP on loopback) default them off.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 SESSION_COOKIE_SAMESITE = env.str("SESSION_COOKIE_SAMESITE", default="Lax")
 CSRF_COOKIE_SAMESITE = env.str("CSRF_COOKIE_SAMESITE", default="Lax")
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -214,6 +247,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets used under several field names get one stable component name each.
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "incidents.models.Severity",
+        "IncidentStatusEnum": "incidents.models.Status",
+        "IncidentSourceEnum": "incidents.models.Source",
+        "SLOStatusEnum": "slos.models.SLOStatus",
+    },
 }
 
 # Telemetry sources (clients in reliability_studio/telemetry). Empty URL = source not configured.
@@ -350,6 +390,9 @@ CELERY_BEAT_SCHEDULE["remediation-verify"] = {"task": "remediation.verify", "sch
 CELERY_BEAT_SCHEDULE["notifications-escalate"] = {"task": "notifications.tick", "schedule": NOTIFICATIONS_TICK_SECONDS}
 
 # The demo workload's control API (chaos commands talk to it the way they would to any real system).
+# The chaos API, the fire drill and the `chaos` / `firedrill` commands exist only with DEMO_ENABLED
+# (off in production unless set; on in development and test).
+DEMO_ENABLED = env.bool("DEMO_ENABLED", default=False)
 DEMO_CONTROL_URL = env.str("DEMO_CONTROL_URL", default="http://127.0.0.1:9100")
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
@@ -370,5 +413,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lockouts (WARNING) stay; every sign-in's "deleted 0 attempts" goes
     },
 }
