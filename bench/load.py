@@ -67,18 +67,10 @@ _EVERY = re.compile(r"^every (\d+)(ms|s)$")
 # --- set-up ----------------------------------------------------------------------------------------
 
 def make_api_token(user) -> str:
-    """The API token of one bench user, the way the project issues them (one place to change).
+    """The API token of one bench user (a hashed ApiToken; the key is only known here)."""
+    from reliability_studio.models import ApiToken
 
-    Hashed `ApiToken`s when the API authenticates with them, DRF's own tokens before that."""
-    from django.conf import settings
-
-    if any(name.endswith(".ApiTokenAuthentication") for name in settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]):
-        from reliability_studio.models import ApiToken
-
-        return ApiToken.issue(user=user, name="load bench")[1]
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.create(user=user).key
+    return ApiToken.issue(user=user, name="load bench")[1]
 
 
 def make_session_cookie(user) -> tuple[str, str]:

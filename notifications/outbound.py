@@ -1,6 +1,8 @@
 """Outgoing HTTP for the channels: only to configured URLs, never to link-local or cloud metadata
-addresses (unless NOTIFICATIONS_ALLOW_LINK_LOCAL), loopback only when NOTIFICATIONS_ALLOW_LOOPBACK,
-no redirects followed (a redirect could point anywhere), and a short timeout.
+addresses (unless NOTIFICATIONS_ALLOW_LINK_LOCAL; the shared rules of reliability_studio.outbound),
+loopback only when NOTIFICATIONS_ALLOW_LOOPBACK, no redirects followed (a redirect could point
+anywhere), and a short timeout. The address is checked again when the connection is opened (DNS
+rebinding).
 """
 from __future__ import annotations
 
@@ -12,15 +14,13 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
-# Link-local (IPv4 and IPv6, which covers most clouds' metadata endpoints at 169.254.169.254), AWS'
-# IPv6 metadata address, Alibaba's metadata address, and "this network".
-BLOCKED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8", "::/128",
-))
+from reliability_studio import outbound as shared
 
+# "This network" too: 0.0.0.0 reaches the local host on Linux, which loopback rules must cover.
+BLOCKED_NETWORKS = shared.BLOCKED_NETWORKS + tuple(ipaddress.ip_network(n) for n in ("0.0.0.0/8", "::/128"))
 
-class OutboundURLError(ValueError):
-    """The URL is malformed or points somewhere notifications may not go."""
+# The URL is malformed or points somewhere notifications may not go (one type with the shared rules).
+OutboundURLError = shared.OutboundURLRefused
 
 
 def _check_address(ip: ipaddress._BaseAddress, host: str) -> None:
@@ -31,6 +31,9 @@ def _check_address(ip: ipaddress._BaseAddress, host: str) -> None:
             raise OutboundURLError(f"{host} is a loopback address (set NOTIFICATIONS_ALLOW_LOOPBACK to allow)")
         return
     if any(ip in net for net in BLOCKED_NETWORKS) and not settings.NOTIFICATIONS_ALLOW_LINK_LOCAL:
+        if any(ip in net for net in shared.BLOCKED_NETWORKS):
+            shared.check_address(ip, host)  # OUTBOUND_ALLOWED_HOSTS may allow this one
+            return
         raise OutboundURLError(f"{host} is a link-local or metadata address; refused "
                                "(set NOTIFICATIONS_ALLOW_LINK_LOCAL to allow)")
     if ip.is_multicast or ip.is_unspecified:
@@ -53,6 +56,8 @@ def check_url(url: str, *, resolve: bool) -> None:
     if any(c.isspace() for c in url):
         raise OutboundURLError("malformed URL: contains whitespace")
     host = parts.hostname
+    if not settings.NOTIFICATIONS_ALLOW_LINK_LOCAL:
+        shared.check_host(host, check=_check_address)  # also a metadata service's name (metadata.goog, …)
     try:
         _check_address(ipaddress.ip_address(host), host)
         return
@@ -80,7 +85,7 @@ def _session() -> requests.Session:
     # One keep-alive session per thread: Slack/Teams/PagerDuty calls skip the TLS handshake.
     session = getattr(_local, "session", None)
     if session is None:
-        session = _local.session = requests.Session()
+        session = _local.session = shared.guard(requests.Session(), check=_check_address)
         session.trust_env = False  # no proxy from the environment: calls go where they are configured
     return session
 

@@ -2,7 +2,8 @@
 
 Roles are Django groups, ordered: viewer (read) < responder (acknowledge, update, comment,
 resolve) < admin (rules, SLOs, runbooks, users). A superuser is an admin. Every entry point asks
-`has_role(user, Role.X)`; DRF views declare a per-action map, pages use `role_required`.
+`has_role(user, Role.X)`; DRF views declare a per-action map, pages use `role_required`. Machines
+authenticate with an API token (`ApiTokenAuthentication`; only its hash is stored).
 """
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from django.contrib.auth.middleware import RemoteUserMiddleware
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
+
+from .models import ApiToken
 
 
 class Role(enum.IntEnum):
@@ -72,7 +77,8 @@ def grant_role(user, role: Role) -> None:
 
 # The Django admin checks model permissions; the role groups carry them so that the admin obeys the
 # same roles as everything else. Re-synced after every migrate (new models get their permissions).
-ADMIN_APPS = ("incidents", "slos", "detection", "investigation", "remediation", "notifications", "auth", "authtoken")
+ADMIN_APPS = ("incidents", "slos", "detection", "investigation", "remediation", "notifications", "auth",
+              "reliability_studio")
 
 
 def sync_role_permissions(**_kwargs) -> None:
@@ -86,6 +92,33 @@ def sync_role_permissions(**_kwargs) -> None:
                           "view_timelineevent", "view_service"]
         )
     )
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    """`Authorization: Token <key>` (DRF's scheme, so existing clients keep working): the key's SHA-256
+    digest is looked up, with its user, in one query; the key itself is never stored. A wrong key, an
+    inactive or deleted user → 401. Other schemes (a proxy's `Bearer`) are left to the next class.
+    """
+
+    keyword = b"token"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header: expected one key after the keyword.")
+        try:
+            key = parts[1].decode()
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        token = ApiToken.objects.for_key(key).first()
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid token, or its user is inactive.")
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return "Token"  # a WWW-Authenticate header is what makes DRF answer 401 rather than 403
 
 
 class RolePermission(BasePermission):

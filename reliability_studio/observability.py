@@ -2,30 +2,38 @@
 
 The web process and the Celery workers are separate processes, so task durations are aggregated in
 Redis (a histogram per task) by the workers and read back by the web process at scrape time.
+With METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>` (Prometheus'
+`authorization` / `bearer_token` scrape option); without it the endpoint is open, as a probe is.
 """
 from __future__ import annotations
 
 import functools
+import hmac
+import os
 import time
 
 import redis as redis_lib
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import HistogramMetricFamily
 
 HEARTBEAT_KEY = "rs:celery:heartbeat"
 TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, float("inf"))
 _TASK_KEY = "rs:celery:task_duration"
 
 REGISTRY = CollectorRegistry()  # no auto_describe: the DB collector must not run at import
+# Under reliability_studio.webserver several daphne processes serve one port and a scrape reaches
+# any of them: each then writes its request histogram to PROMETHEUS_MULTIPROC_DIR (set by the
+# webserver) and /metrics sums every process's files, so the series do not jump between processes.
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 REQUEST_LATENCY = Histogram(
     "rs_http_request_duration_seconds",
     "Latency of HTTP requests served by Reliability Studio.",
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-    registry=REGISTRY,
+    registry=None if MULTIPROC_DIR else REGISTRY,
 )
 
 
@@ -68,17 +76,10 @@ def record_task_duration(task_name: str, state: str, seconds: float) -> None:
     pipe.execute()
 
 
-class _DatabaseAndTaskCollector:
-    """Reads incident counts from Postgres and task histograms from Redis at scrape time."""
+class _TaskCollector:
+    """Reads the task histograms from Redis at scrape time."""
 
     def collect(self):
-        from incidents.selectors import incident_counts_by_status_and_severity
-
-        gauge = GaugeMetricFamily("rs_incidents", "Incidents by status and severity.", labels=["status", "severity"])
-        for (status, severity), count in incident_counts_by_status_and_severity().items():
-            gauge.add_metric([status, severity], count)
-        yield gauge
-
         hist = HistogramMetricFamily(
             "rs_celery_task_duration_seconds", "Duration of Celery tasks run by the workers.", labels=["task", "state"]
         )
@@ -96,8 +97,41 @@ class _DatabaseAndTaskCollector:
         yield hist
 
 
-REGISTRY.register(_DatabaseAndTaskCollector())
+REGISTRY.register(_TaskCollector())
+_REGISTERED: set[type] = set()
+
+
+def register_collector(collector) -> None:
+    """Add an app's metrics to /metrics, collected at scrape time (e.g. incidents' counts, from
+    IncidentsConfig.ready()): the project package never imports an app. Once per collector class."""
+    if type(collector) not in _REGISTERED:
+        _REGISTERED.add(type(collector))
+        REGISTRY.register(collector)
+
+
+def _scrape_allowed(request) -> bool:
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token:
+        return True
+    scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: the time taken does not tell how much of a guess was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(offered.strip().encode(), token.encode())
 
 
 def metrics_view(request):
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    if not _scrape_allowed(request):
+        response = JsonResponse({"message": "A bearer token is required to read the metrics.", "code": "not_authenticated"},
+                                status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(generate_latest(_AllProcesses() if MULTIPROC_DIR else REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+class _AllProcesses:
+    """The request histogram summed over every web process, then the scrape-time collectors."""
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        yield from MultiProcessCollector(None, path=MULTIPROC_DIR).collect()
+        yield from REGISTRY.collect()

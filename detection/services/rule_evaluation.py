@@ -5,6 +5,8 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +19,7 @@ from .alert_state import KIND_EVENTS, _service_for, on_alert_transition
 from .routing import _seconds
 
 HEALTH_FIELDS = ["health", "last_error", "last_evaluated_at", "last_value", "last_duration_ms"]
+VALUES_EVENT_KEY = "detection:values-event"
 
 
 def evaluate_rule(*, rule: DetectionRule, now: datetime | None = None) -> None:
@@ -37,6 +40,7 @@ def evaluate_rules(*, rules: list[DetectionRule], now: datetime | None = None) -
     for rule_id, fingerprint, state in Alert.objects.filter(rule__in=rules).values_list("rule_id", "fingerprint", "state"):
         known[rule_id][fingerprint] = state
     health_events = []
+    before = {rule.pk: rule.last_value for rule in rules}
     for rule in rules:
         started = time.perf_counter()
         try:
@@ -52,6 +56,21 @@ def evaluate_rules(*, rules: list[DetectionRule], now: datetime | None = None) -
         DetectionRule.objects.bulk_update(rules, HEALTH_FIELDS)
         for event in health_events:
             publish("detection.updated", event)
+        if not health_events and _values_event_due(rules, before):
+            publish("detection.updated", {"values": True})
+
+
+def _values_event_due(rules, before: dict) -> bool:
+    """Whether to tell the detection page that values moved although no state or health changed.
+
+    Pages refresh on events only (no polling), so a value that moves inside one state would stay
+    as it was last rendered. One such event per DETECTION_VALUES_EVENT_SECONDS across all workers
+    (an atomic cache add), not one per rule and cycle.
+    """
+    if all(rule.last_value == before.get(rule.pk) for rule in rules):
+        return False
+    interval = getattr(settings, "DETECTION_VALUES_EVENT_SECONDS", 10)
+    return interval > 0 and cache.add(VALUES_EVENT_KEY, 1, timeout=interval)
 
 
 def _set_health(rule, health, error, now, started, value) -> list[dict]:

@@ -34,7 +34,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets from PyPI, no CDN
@@ -222,7 +221,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=102
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header is what turns "not authenticated" into a 401.
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed API tokens (reliability_studio.models.ApiToken); the key is shown once.
+        "reliability_studio.access.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["reliability_studio.access.RolePermission"],
@@ -259,6 +259,8 @@ SPECTACULAR_SETTINGS = {
 # Telemetry sources (clients in reliability_studio/telemetry). Empty URL = source not configured.
 PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
 PROMETHEUS_TOKEN = env.str("PROMETHEUS_TOKEN", default="")
+# Range-query answers uncompressed by default (cheaper on loopback/LAN); true over a slow link.
+PROMETHEUS_COMPRESSION = env.bool("PROMETHEUS_COMPRESSION", default=False)
 LOKI_URL = env.str("LOKI_URL", default="")
 LOKI_TOKEN = env.str("LOKI_TOKEN", default="")
 LOKI_TENANT = env.str("LOKI_TENANT", default="")
@@ -286,6 +288,8 @@ DETECTION_AUTO_RESOLVE_HOLD_SECONDS = {
     )
 }
 DETECTION_DISPATCH_SECONDS = env.float("DETECTION_DISPATCH_SECONDS", default=1.0)
+# At most one "values moved" live event per this many seconds (the detection page does not poll); 0: none.
+DETECTION_VALUES_EVENT_SECONDS = env.int("DETECTION_VALUES_EVENT_SECONDS", default=10)
 DETECTION_BATCH_SIZE = env.int("DETECTION_BATCH_SIZE", default=25)
 
 # Remediation: runbooks in REMEDIATION_RUNBOOK_DIR (manage.py load_runbooks). The kill switch stops
@@ -416,3 +420,11 @@ LOGGING = {
         "axes": {"level": "WARNING"},  # lockouts (WARNING) stay; every sign-in's "deleted 0 attempts" goes
     },
 }
+
+# /metrics: empty = open (as Prometheus scrapes by default); set it and give Prometheus the same
+# value as a bearer credential (`authorization: {credentials: ...}`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Outgoing calls to user-configured URLs (webhooks, data sources) refuse link-local and cloud
+# metadata addresses (reliability_studio/outbound.py) unless a host, IP or CIDR is listed here.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+OUTBOUND_ALLOW_LINK_LOCAL = env.bool("OUTBOUND_ALLOW_LINK_LOCAL", default=False)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from .. import outbound
 from .config import shared_client
 from .errors import (
     KIND_BAD_RESPONSE,
@@ -101,7 +102,8 @@ class HttpClient:
         password = password or url_password
         self._secrets = [s for s in (token, password) if s]
         self.timeout = (connect_timeout or timeout, timeout)
-        self.session = session or requests.Session()
+        # Data-source URLs come from configuration: refuse link-local / metadata addresses at connect.
+        self.session = outbound.guard(session or requests.Session())
         self.session.verify = verify
         if token:
             self.session.auth = _BearerAuth(token)
@@ -214,6 +216,8 @@ class HttpClient:
                 ) from None
             except requests.RequestException as exc:
                 raise self._error(f"{method} {path}: {_short(exc)}", kind=KIND_CONNECTION) from None
+            except outbound.OutboundURLRefused as exc:  # not retried, no connection was attempted
+                raise self._error(f"{method} {self.base_url}{path}: {exc}", kind=KIND_CONNECTION) from None
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%s %s %s -> %d in %.1f ms", self.source, method, path,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import requests
 
 from .base import HttpClient
 from .timeutil import to_unix_seconds
-from .config import http_client_kwargs
+from .config import get_setting, http_client_kwargs
 from .errors import KIND_NOT_FOUND, PrometheusError
 
 TimeLike = datetime | float | int | str
@@ -95,14 +95,20 @@ class PrometheusClient(HttpClient):
     error_cls = PrometheusError
     url_setting = "PROMETHEUS_URL"
 
-    def __init__(self, url: str | None = "http://127.0.0.1:9090", **kwargs: Any) -> None:
+    def __init__(self, url: str | None = "http://127.0.0.1:9090", *, compress_range: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self._format_query_supported: bool | None = None
+        # Range answers are large (~100 KB for 10 series x 361 points) and gzipping them was about
+        # half of an anomaly rule's cost (bench/detect_cycle.py --profile). On loopback or a LAN an
+        # uncompressed answer is cheaper; over a slow link set PROMETHEUS_COMPRESSION=true.
+        self._range_headers = None if compress_range else {"Accept-Encoding": "identity"}
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> "PrometheusClient":
         """Build a client from Django settings (``PROMETHEUS_URL``, ``PROMETHEUS_TOKEN``...)."""
-        return cls(**http_client_kwargs("PROMETHEUS", settings, default_url="http://127.0.0.1:9090"))
+        return cls(**http_client_kwargs("PROMETHEUS", settings, default_url="http://127.0.0.1:9090"),
+                   compress_range=bool(get_setting("PROMETHEUS_COMPRESSION", False, settings)))
 
     # -- queries -------------------------------------------------------------
 
@@ -133,7 +139,7 @@ class PrometheusClient(HttpClient):
         }
         if timeout:
             form["timeout"] = timeout
-        return self._parse_query(self._post_envelope("/api/v1/query_range", form))
+        return self._parse_query(self._post_envelope("/api/v1/query_range", form, headers=self._range_headers))
 
     def series(
         self, match: str | Sequence[str], start: TimeLike | None = None, end: TimeLike | None = None
@@ -187,8 +193,8 @@ class PrometheusClient(HttpClient):
     def _post_api(self, path: str, form: Any) -> Any:
         return self._post_envelope(path, form).get("data")
 
-    def _post_envelope(self, path: str, form: Any) -> dict[str, Any]:
-        return self._unwrap(self._request("POST", path, data=form, idempotent=True))
+    def _post_envelope(self, path: str, form: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return self._unwrap(self._request("POST", path, data=form, idempotent=True, headers=headers))
 
     def _get_api(self, path: str, params: Any) -> Any:
         return self._unwrap(self._request("GET", path, params=params or None)).get("data")

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
+from reliability_studio import outbound
+
 from . import register
 from .base import ActionError, ActionKind, Param, ParamError
 
@@ -58,6 +60,10 @@ class Webhook(ActionKind):
         parts = urlsplit(p["url"])
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ParamError("url", f"must be an http(s) URL, not {p['url']!r}")
+        try:
+            outbound.check_url(p["url"])  # no link-local / cloud metadata address
+        except outbound.OutboundURLRefused as exc:
+            raise ParamError("url", str(exc)) from None
 
     def target(self, p):
         parts = urlsplit(p["url"])
@@ -90,8 +96,11 @@ class Webhook(ActionKind):
                        TIMESTAMP_HEADER: timestamp, DELIVERY_HEADER: str(action_id),
                        "User-Agent": "reliability-studio-remediation"}
             try:
-                response = requests.request(p["method"], p["url"], data=body, headers=headers,
-                                            timeout=self._timeout(p), allow_redirects=False)
+                with outbound.guard(requests.Session()) as session:  # checked again at connect time
+                    response = session.request(p["method"], p["url"], data=body, headers=headers,
+                                               timeout=self._timeout(p), allow_redirects=False)
+            except outbound.OutboundURLRefused as exc:
+                raise ActionError(f"webhook {p['url']} refused: {exc}", detail={"attempts": attempt}) from None
             except requests.Timeout:
                 last = f"timed out after {self._timeout(p):g}s"
             except requests.RequestException as exc:

@@ -71,14 +71,9 @@ def test_the_admin_login_locks_out_too(make_user):
 
 
 def issue_token(user) -> str:
-    """A key for whichever token scheme the settings configure (issue 12 moves to hashed keys)."""
-    if "reliability_studio.access.ApiTokenAuthentication" in settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]:
-        from reliability_studio.models import ApiToken
+    from reliability_studio.models import ApiToken
 
-        return ApiToken.issue(user=user, name="lockout-test")[1]
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.create(user=user).key
+    return ApiToken.issue(user=user, name="lockout-test")[1]
 
 
 def test_api_tokens_are_not_affected_by_a_locked_login(make_user):

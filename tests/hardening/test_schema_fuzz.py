@@ -15,6 +15,7 @@ from detection.models import Alert, AlertSource, AlertSourceKind, DetectionRule,
 from incidents import services
 from incidents.models import Severity
 from reliability_studio.access import Role
+from reliability_studio.models import ApiToken
 
 from ..factories import ServiceFactory
 
@@ -22,10 +23,12 @@ SCHEMA_CLASS = "incidents.api.schema.AutoSchema"
 
 
 @pytest.fixture
-def schema_doc(db, settings):
+def schema_doc(db, settings, viewer):
     # The lead sets this as DEFAULT_SCHEMA_CLASS for every app; incidents and detection set it per view.
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_SCHEMA_CLASS": SCHEMA_CLASS}
-    response = APIClient().get("/api/schema/", {"format": "json"})
+    client = APIClient()
+    client.force_authenticate(viewer)  # the schema is behind login
+    response = client.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     return json.loads(response.content)
 
@@ -101,7 +104,6 @@ NEGATIVE_EXAMPLES = 10  # per operation, as admin: inputs the schema forbids mus
 
 @pytest.fixture
 def fuzz_world(db, settings, control_api):
-    from rest_framework.authtoken.models import Token
 
     from ..factories import UserFactory
     from reliability_studio.access import grant_role
@@ -125,7 +127,7 @@ def fuzz_world(db, settings, control_api):
     for role in (Role.ADMIN, Role.VIEWER):
         user = UserFactory()
         grant_role(user, role)
-        tokens[role.name.lower()] = Token.objects.create(user=user).key
+        tokens[role.name.lower()] = ApiToken.issue(user=user)[1]
     known = {  # path prefix → the real objects its parameters name
         "/api/v1/incidents/{id}": {"id": incident.pk},
         "/api/v1/incidents/{key}": {"key": incident.key},

@@ -120,6 +120,8 @@ def _mounted(patterns, prefix=""):
             actions = getattr(callback, "actions", None)
             view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
             methods = actions.keys() if actions else [m for m in METHODS if hasattr(view, m)]
+            # DRF adds "head" to a viewset's actions (as GET's mirror) at its first request.
+            methods = [m for m in methods if m != "head"]
             for method in methods:
                 yield method, _norm(route)
 

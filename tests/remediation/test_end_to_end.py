@@ -9,7 +9,7 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.db import connection
-from rest_framework.authtoken.models import Token
+from reliability_studio.models import ApiToken
 
 from detection.chaos import ChaosClient
 from detection.models import DetectionRule, RuleKind
@@ -40,7 +40,7 @@ def wait_for(predicate, timeout, what):
 def _responder(name):
     user = UserFactory(username=name)
     grant_role(user, Role.RESPONDER)
-    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    return {"Authorization": f"Token {ApiToken.issue(user=user)[1]}"}
 
 
 def test_chaos_fail_is_remediated_verified_and_resolves_by_itself(tmp_path, settings):

@@ -44,6 +44,25 @@ def test_matrix(prom, fixture_server):
     assert fixture_server.matching("/api/v1/query_range")[0].form()["step"] == ["15"]
 
 
+def test_range_answers_come_uncompressed_unless_compression_is_asked_for(prom, fixture_server):
+    # Gzipping ~100 KB range answers was half of an anomaly rule's cost (bench/detect_cycle.py).
+    prom.query_range("up", 1435781430.781, 1435781460.781, step=15)
+    prom.query("up")
+    compressed = PrometheusClient(fixture_server.url, compress_range=True, **FAST)
+    compressed.query_range("up", 1435781430.781, 1435781460.781, step=15)
+    first, second = fixture_server.matching("/api/v1/query_range")
+    assert first.headers["accept-encoding"] == "identity"
+    assert "gzip" in second.headers["accept-encoding"]
+    assert "gzip" in fixture_server.matching("/api/v1/query")[0].headers["accept-encoding"]  # small answers
+
+
+def test_compression_comes_from_the_setting(settings):
+    settings.PROMETHEUS_COMPRESSION = True
+    assert PrometheusClient.from_settings()._range_headers is None
+    settings.PROMETHEUS_COMPRESSION = False
+    assert PrometheusClient.from_settings()._range_headers == {"Accept-Encoding": "identity"}
+
+
 def test_scalar_and_infos(prom, fixture_server):
     fixture_server.fixture("POST", "/api/v1/query", "telemetry-api/prometheus-query-scalar.json")
     result = prom.query("scalar(up)")
