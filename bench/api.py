@@ -1,15 +1,21 @@
-"""Incidents API throughput and latency on one daphne process, 10,000 incidents in the database.
+"""Incidents API throughput and latency with 1 web process and with N, 10,000 incidents in the database.
 
-    .venv/bin/python bench/api.py [--incidents 10000] [--seconds 10] [--runs 3] [--list-clients 16] [--create-clients 8]
+    .venv/bin/python bench/api.py [--incidents 10000] [--seconds 10] [--runs 3] [--workers N] [--list-clients 16]
     .venv/bin/python bench/api.py --in-process [--incidents 10000]
 
-`--in-process` skips the server: it times list requests through Django's test client in this
-process and each SQL statement they run, to show where one request's time goes.
+A scratch database (rs_bench_api) is created and seeded. Two servers run side by side on loopback,
+both `reliability_studio.webserver` (daphne processes sharing one socket): one with 1 process and
+one with `--workers` (default: one per core). Each run drives, on each server in turn, GET
+/api/v1/incidents/ (page of 50, with services; aiohttp clients, keep-alive, token auth) and
+GET /healthz (the ceiling: the cheapest request the same server answers), then POST
+/api/v1/incidents/ on the N-process server, for a fixed time each. Figures are medians over the runs;
+`list_ratio` is list req/s with N processes over 1 process, `list_vs_healthz` the N-process list over
+the N-process /healthz.
 
-A scratch database (rs_bench_api) is created and seeded, one daphne process serves the ASGI app on
-loopback, and aiohttp clients (keep-alive, token auth) drive GET /api/v1/incidents/ (page of 50,
-with services) and POST /api/v1/incidents/ for a fixed time per run. Figures are medians over
-the runs. The last line printed is one JSON object.
+The same run also times list requests in this process through Django's test client (no server):
+wall and CPU time per request, each SQL statement, and a revalidation (If-None-Match → 304).
+`--in-process` does only that. The load client runs on the same cores as the servers. The last
+line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -28,14 +34,26 @@ import aiohttp  # noqa: E402  (after sys.path is set by common)
 DB_NAME = "rs_bench_api"
 
 
+def api_token(user) -> str:
+    """Hashed `ApiToken`s when the API authenticates with them, DRF's own tokens before that."""
+    from django.conf import settings
+
+    if any(name.endswith(".ApiTokenAuthentication") for name in settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]):
+        from reliability_studio.models import ApiToken
+
+        return ApiToken.issue(user=user, name="bench")[1]
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=user).key
+
+
 def seed(count: int) -> str:
     from django.core.management import call_command
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from incidents.models import Incident, Service, Severity, Source, Status
     from reliability_studio.access import Role, grant_role
-    from tests.factories import UserFactory
+    from django.contrib.auth import get_user_model
 
     call_command("migrate", verbosity=0)
     call_command("load_catalog", "demo/catalog.yaml", verbosity=0)
@@ -59,9 +77,9 @@ def seed(count: int) -> str:
     through.objects.bulk_create(
         [through(incident_id=i.pk, service_id=i.primary_service_id) for i in created], batch_size=5000
     )
-    user = UserFactory(username="bench")
+    user = get_user_model().objects.create_user(username="bench")
     grant_role(user, Role.RESPONDER)
-    return Token.objects.create(user=user).key
+    return api_token(user)
 
 
 async def drive(url: str, token: str, clients: int, seconds: float, make_request) -> dict:
@@ -107,13 +125,14 @@ def create_request(session, i, n):
 
 
 def in_process(token: str, requests: int = 400) -> dict:
-    """Median time of one list request without a server, and of each of its SQL statements."""
+    """Median wall and CPU time of one list request without a server, and of each of its SQL statements."""
     from collections import defaultdict
 
     from django.db import connection
     from django.test import Client
 
     statements: dict[str, list[float]] = defaultdict(list)
+    counts: list[int] = []
 
     def timed(execute, sql, params, many, context):
         started = time.perf_counter()
@@ -121,25 +140,55 @@ def in_process(token: str, requests: int = 400) -> dict:
             return execute(sql, params, many, context)
         finally:
             statements[" ".join(sql.split()[:4])[:60]].append(time.perf_counter() - started)
+            counts[-1] += 1
 
     client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_ACCEPT="application/json", HTTP_HOST="127.0.0.1")
     queries = ["", "?active=true", "?severity=critical", "?page=7"]
+    tags = {}
     for query in queries:  # warm up
-        assert client.get("/api/v1/incidents/" + query).status_code == 200
-    latencies = []
+        response = client.get("/api/v1/incidents/" + query)
+        assert response.status_code == 200, (response.status_code, response.get("Location"), response.content[:200])
+        tags[query] = response.get("ETag")
+    latencies, cpu = [], []
     with connection.execute_wrapper(timed):
         for n in range(requests):
-            started = time.perf_counter()
+            counts.append(0)
+            started, started_cpu = time.perf_counter(), time.process_time()
             client.get("/api/v1/incidents/" + queries[n % 4])
+            cpu.append(time.process_time() - started_cpu)
             latencies.append(time.perf_counter() - started)
+    revalidations = []
+    if all(tags.values()):
+        for n in range(requests // 2):
+            query = queries[n % 4]
+            started = time.perf_counter()
+            response = client.get("/api/v1/incidents/" + query, HTTP_IF_NONE_MATCH=tags[query])
+            revalidations.append(time.perf_counter() - started)
+            assert response.status_code == 304, response.status_code
     request_ms = median(latencies) * 1000
     sql_ms = {name: round(median(times) * 1000, 2) for name, times in statements.items()}
-    print(f"list request in-process: median {request_ms:.1f} ms over {requests} requests")
+    per_request = round(sum(counts) / len(counts), 1)
+    print(f"list request in-process: median {request_ms:.1f} ms wall, {median(cpu) * 1000:.1f} ms CPU, "
+          f"{per_request} SQL statements, over {requests} requests")
     for name, ms in sql_ms.items():
         print(f"  {ms:6.2f} ms  {name}")
     print(f"  {request_ms - sum(sql_ms.values()):6.2f} ms  Python (middleware, DRF, filters, rows, JSON)")
-    return {"in_process_list_ms": round(request_ms, 1), "sql_statements": len(sql_ms),
-            "sql_ms": round(sum(sql_ms.values()), 1)}
+    result = {"in_process_list_ms": round(request_ms, 1), "in_process_list_cpu_ms": round(median(cpu) * 1000, 1),
+              "sql_statements": per_request, "sql_ms": round(sum(sql_ms.values()), 1)}
+    if revalidations:
+        result["in_process_304_ms"] = round(median(revalidations) * 1000, 1)
+        print(f"list revalidation (If-None-Match → 304) in-process: median {result['in_process_304_ms']} ms")
+    return result
+
+
+def healthz_request(session, i, n):
+    return session.get("/healthz")
+
+
+def summarise(rows: list[dict]) -> dict:
+    figures = {k: round(median([r[k] for r in rows]), 1) for k in ("rps", "p50_ms", "p99_ms")}
+    figures["errors"] = sum(r["errors"] for r in rows)
+    return figures
 
 
 def main() -> None:
@@ -147,42 +196,63 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None, help="processes of the second server (default: cores)")
     parser.add_argument("--list-clients", type=int, default=16)
     parser.add_argument("--create-clients", type=int, default=8)
-    parser.add_argument("--in-process", action="store_true", help="time list requests without a server")
+    parser.add_argument("--in-process", action="store_true", help="only time list requests without a server")
     args = parser.parse_args()
 
     os.environ["DEBUG"] = "false"  # as served: no query log, no debug pages (a local .env may say true)
     database_url = recreate_database(DB_NAME)
-    setup_django(database_url)
+    setup_django(database_url)  # before any project import: the package defaults to the production settings
+    from reliability_studio.webserver import default_workers
+
+    workers = args.workers or default_workers()
     token = seed(args.incidents)
+    local = in_process(token)
     if args.in_process:
-        print(json.dumps({"incidents_in_db": args.incidents, **in_process(token)}))
+        print(json.dumps({"incidents_in_db": args.incidents, **local}))
         return
     from django.db import connections
 
     connections.close_all()
-    from tests.servers import Daphne
+    from reliability_studio.devtools.servers import WebServer
 
     env = dict(os.environ, DATABASE_URL=database_url, DEBUG="false", LOG_LEVEL="WARNING")
-    server = Daphne(env)
+    servers = {}
     try:
-        asyncio.run(drive(server.url, token, 4, 2, list_request))  # warm up connections and caches
-        runs = {"list": [], "create": []}
+        servers[1] = WebServer(env, workers=1)
+        servers[workers] = WebServer(env, workers=workers)
+        for server in servers.values():  # warm up connections and caches in every process
+            asyncio.run(drive(server.url, token, 4 * workers, 2, list_request))
+        runs: dict[str, list[dict]] = {}
         for _ in range(args.runs):
-            runs["list"].append(asyncio.run(drive(server.url, token, args.list_clients, args.seconds, list_request)))
-            runs["create"].append(asyncio.run(drive(server.url, token, args.create_clients, args.seconds, create_request)))
+            for name, request in (("list", list_request), ("healthz", healthz_request)):
+                for n, server in servers.items():
+                    runs.setdefault(f"{name}_{n}", []).append(
+                        asyncio.run(drive(server.url, token, args.list_clients, args.seconds, request)))
+            runs.setdefault(f"create_{workers}", []).append(
+                asyncio.run(drive(servers[workers].url, token, args.create_clients, args.seconds, create_request)))
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
-    result = {"incidents_in_db": args.incidents, "runs": args.runs, "seconds_per_run": args.seconds, "daphne_processes": 1}
-    print(f"{'endpoint':<8} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}   (median of {args.runs} runs)")
-    for name, clients in (("list", args.list_clients), ("create", args.create_clients)):
-        rows = runs[name]
-        figures = {k: round(median([r[k] for r in rows]), 1) for k in ("rps", "p50_ms", "p99_ms")}
-        errors = sum(r["errors"] for r in rows)
-        print(f"{name:<8} {clients:>7} {figures['rps']:>8} {figures['p50_ms']:>8} {figures['p99_ms']:>8} {errors:>6}")
-        result.update({f"{name}_{k}": v for k, v in figures.items()}, **{f"{name}_clients": clients, f"{name}_errors": errors})
+    result = {"incidents_in_db": args.incidents, "runs": args.runs, "seconds_per_run": args.seconds,
+              "workers": workers, "cores": os.cpu_count(), **local}
+    print(f"{'endpoint':<8} {'processes':>9} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+          f"   (median of {args.runs} runs)")
+    for key, rows in runs.items():
+        name, processes = key.rsplit("_", 1)
+        clients = args.create_clients if name == "create" else args.list_clients
+        figures = summarise(rows)
+        print(f"{name:<8} {processes:>9} {clients:>7} {figures['rps']:>8} {figures['p50_ms']:>8} {figures['p99_ms']:>8} "
+              f"{figures['errors']:>6}")
+        result.update({f"{key}_{k}": v for k, v in figures.items()})
+    result["list_ratio"] = round(result[f"list_{workers}_rps"] / result["list_1_rps"], 2)
+    result["healthz_ratio"] = round(result[f"healthz_{workers}_rps"] / result["healthz_1_rps"], 2)
+    result["list_vs_healthz"] = round(result[f"list_{workers}_rps"] / result[f"healthz_{workers}_rps"], 2)
+    print(f"list req/s, {workers} processes / 1: {result['list_ratio']}; list / healthz with {workers}: "
+          f"{result['list_vs_healthz']}")
     print(json.dumps(result))
 
 

@@ -258,6 +258,25 @@ class _Analysis:
 # --------------------------------------------------------------------------- base
 
 
+def precheck(detector, v: np.ndarray) -> AnomalyResult | dict:
+    """The verdict when the latest point cannot be judged (too little history, a missing latest
+    value), else the detail's common part."""
+    n = v.size
+    n_finite = int(np.sum(~np.isnan(v[:-1]))) if n else 0
+    base = {"n_points": n, "n_finite_history": n_finite, "min_history": detector.min_history}
+    if n == 0 or n_finite < detector.min_history:
+        return AnomalyResult(
+            0.0, False, float("nan"), float("nan"), detector.name,
+            {**base, "reason": f"not enough data: {n_finite} finite points before the latest, "
+                               f"need {detector.min_history}"},
+            status="insufficient_data",
+        )
+    if np.isnan(v[-1]):
+        return AnomalyResult(0.0, False, float("nan"), float("nan"), detector.name,
+                             {**base, "reason": "latest value is missing (NaN)"}, status="missing")
+    return base
+
+
 class _BaseDetector:
     name = "base"
     #: samples of history needed before the first score (documented per detector)
@@ -302,20 +321,9 @@ class _BaseDetector:
     def evaluate_latest(self, timestamps, values) -> AnomalyResult:
         t, v = _as_arrays(timestamps, values)
         n = v.size
-        n_finite = int(np.sum(~np.isnan(v[:-1]))) if n else 0
-        base = {"n_points": n, "n_finite_history": n_finite, "min_history": self.min_history}
-        if n == 0 or n_finite < self.min_history:
-            return AnomalyResult(
-                0.0, False, float("nan"), float("nan"), self.name,
-                {**base, "reason": f"not enough data: {n_finite} finite points before the latest, "
-                                   f"need {self.min_history}"},
-                status="insufficient_data",
-            )
-        if np.isnan(v[-1]):
-            return AnomalyResult(
-                0.0, False, float("nan"), float("nan"), self.name,
-                {**base, "reason": "latest value is missing (NaN)"}, status="missing",
-            )
+        base = precheck(self, v)
+        if isinstance(base, AnomalyResult):
+            return base
         # analyse only the tail the latest verdict depends on (cheap for the rule engine)
         keep = min(n, self._lookback() + 1)
         a = self._analyze(t[n - keep :], v[n - keep :], keep - 1)
@@ -663,21 +671,7 @@ class LikelihoodDetector(_BaseDetector):
         return _suppress(_score_from_excess(q) >= 0.5, self.suppression, self.rearm)
 
     def _precheck(self, v: np.ndarray) -> AnomalyResult | dict:
-        """The verdict when the latest point cannot be judged, else the detail's common part."""
-        n = v.size
-        n_finite = int(np.sum(~np.isnan(v[:-1]))) if n else 0
-        base = {"n_points": n, "n_finite_history": n_finite, "min_history": self.min_history}
-        if n == 0 or n_finite < self.min_history:
-            return AnomalyResult(
-                0.0, False, float("nan"), float("nan"), self.name,
-                {**base, "reason": f"not enough data: {n_finite} finite points before the latest, "
-                                   f"need {self.min_history}"},
-                status="insufficient_data",
-            )
-        if np.isnan(v[-1]):
-            return AnomalyResult(0.0, False, float("nan"), float("nan"), self.name,
-                                 {**base, "reason": "latest value is missing (NaN)"}, status="missing")
-        return base
+        return precheck(self, v)
 
     def _latest(self, base: dict, latest: float, excess: float, q: float, surprise: float, established: bool,
                 expected: float, z: float, spread: float, method: str) -> AnomalyResult:

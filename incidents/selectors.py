@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from django.db.models import (
-    Avg, Case, Count, DurationField, ExpressionWrapper, F, IntegerField, Min, Prefetch, Q, Value, When,
+    Avg, Case, Count, DurationField, ExpressionWrapper, F, IntegerField, Max, Min, OuterRef, Prefetch, Q, Subquery,
+    Value, When,
 )
 
 from .models import Incident, Service, Severity, Status
@@ -220,3 +221,48 @@ def incident_review_alerts(incident: Incident) -> list:
         alert.first_firing = first.get(alert.pk) or alert.firing_since
     alerts.sort(key=lambda a: (a.first_firing is None, a.first_firing or a.updated_at, a.pk))
     return alerts
+
+
+# Validators for conditional GETs (ETag / If-None-Match). Each is one cheap statement, run BEFORE
+# the content is read: a change committed in between then yields an old tag with new content (one
+# extra 200 later), never a new tag with old content. They rest on three facts the write paths keep
+# (tests/performance/test_etags.py checks them through the services): every change to what an
+# incident shows either moves its `updated_at` or appends a timeline event (affected services are
+# changed with a "joined"/"Updated affected_services" entry), services move their own `updated_at`,
+# and incidents are created and deleted (the count moves). A username change is not seen.
+def _latest_timeline_id():
+    from .models import TimelineEvent
+
+    return Subquery(TimelineEvent.objects.order_by("-id").values("id")[:1])
+
+
+def _latest_service_change():
+    return Subquery(Service.objects.order_by("-updated_at").values("updated_at")[:1])
+
+
+def incident_list_version(queryset) -> tuple:
+    """What the list of `queryset` shows depends on: its size and latest change, the newest timeline
+    entry anywhere (affected services) and the newest service change (slugs) — one statement."""
+    row = queryset.order_by().aggregate(
+        n=Count("id"), last=Max("updated_at"), timeline=Max(_latest_timeline_id()),
+        services=Max(_latest_service_change()),
+    )
+    return row["n"], row["last"], row["timeline"], row["services"]
+
+
+def incident_detail_version(pk: int) -> tuple | None:
+    """The same for one incident (None when it does not exist) — one statement."""
+    from .models import TimelineEvent
+
+    row = (
+        Incident.objects.filter(pk=pk)
+        .annotate(
+            last_event=Subquery(
+                TimelineEvent.objects.filter(incident_id=OuterRef("pk")).order_by("-id").values("id")[:1]
+            ),
+            last_service_change=_latest_service_change(),
+        )
+        .values_list("updated_at", "last_event", "last_service_change")
+        .first()
+    )
+    return row

@@ -1,19 +1,26 @@
 """Incidents API. Each view states its permission map at the top; writes call incidents.services."""
 from __future__ import annotations
 
+import functools
+import hashlib
+
+from django.core.paginator import Paginator
 from django.db.models import Prefetch
+from django.utils.http import parse_etags
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 
-from reliability_studio.access import Role
+from reliability_studio.access import Role, role_of
 from .schema import AutoSchema
 
 from .. import selectors, services
 from ..models import Incident, Service, Status, Task
 from .filters import IncidentFilter
+from .renderers import ORJSONRenderer
 from .serializers import (
     BlastRadiusEntrySerializer,
     CommentSerializer,
@@ -69,6 +76,47 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return Response(BlastRadiusEntrySerializer(rows, many=True).data)
 
 
+# Conditional GETs on the incident list and detail (JSON only: the browsable API page carries the
+# user's CSRF token and name). The tag is built from a cheap version statement in incidents.selectors
+# (run before the content is read), the query string, the role and ETAG_SCHEMA, which changes
+# whenever a list row or an incident's JSON changes shape.
+ETAG_SCHEMA = "1"
+
+
+def _etag(request, *parts) -> str:
+    raw = "|".join(map(str, (ETAG_SCHEMA, int(role_of(request.user)), *parts)))
+    return 'W/"' + hashlib.blake2b(raw.encode(), digest_size=12).hexdigest() + '"'
+
+
+def _conditional(request) -> bool:
+    return request.method in ("GET", "HEAD") and request.accepted_renderer.format == "json"
+
+
+def _not_modified(request, etag: str) -> Response | None:
+    """304 when If-None-Match names `etag` (weak comparison, as RFC 9110 asks for GET)."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return None
+    offered = {tag.removeprefix("W/") for tag in parse_etags(header)}
+    if "*" in offered or etag.removeprefix("W/") in offered:
+        return _tagged(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
+    return None
+
+
+def _tagged(response: Response, etag: str) -> Response:
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"  # may be kept, but revalidated every time
+    return response
+
+
+class _CountedPaginator(Paginator):
+    """A paginator told the count already (the list's ETag statement has it): no second COUNT."""
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.__dict__["count"] = count  # Paginator.count is a cached_property
+
+
 def _get_incident(lookup: str) -> Incident:
     """Accept both the id (42) and the human key (INC-42)."""
     raw = lookup.upper().removeprefix("INC-")
@@ -88,6 +136,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     }
     schema = AutoSchema()
     serializer_class = IncidentSerializer
+    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
     filterset_class = IncidentFilter
     ordering_fields = ["started_at", "severity", "status", "updated_at"]
     lookup_value_regex = r"(?i:INC-)?\d+"
@@ -100,8 +149,29 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(responses=IncidentListSerializer(many=True))
     def list(self, request):
         queryset = self.filter_queryset(Incident.objects.order_by("-started_at", "-id"))
+        etag = None
+        if _conditional(request):
+            query = "&".join(sorted(request.META.get("QUERY_STRING", "").split("&")))
+            version = selectors.incident_list_version(queryset)
+            etag = _etag(request, "list", query, *version)
+            if (response := _not_modified(request, etag)) is not None:
+                return response
+            self.paginator.django_paginator_class = functools.partial(_CountedPaginator, count=version[0])
         page = self.paginate_queryset(selectors.incident_list_values(queryset))
-        return self.get_paginated_response(selectors.finish_list_rows(page))
+        response = self.get_paginated_response(selectors.finish_list_rows(page))
+        return _tagged(response, etag) if etag else response
+
+    def retrieve(self, request, pk=None):
+        etag = None
+        raw = str(pk).upper().removeprefix("INC-")
+        if _conditional(request) and raw.isdigit():
+            version = selectors.incident_detail_version(int(raw))
+            if version is not None:
+                etag = _etag(request, "detail", raw, *version)
+                if (response := _not_modified(request, etag)) is not None:
+                    return response
+        response = Response(IncidentSerializer(self.get_object()).data)
+        return _tagged(response, etag) if etag else response
 
     def get_object(self):
         return _get_incident(self.kwargs["pk"])

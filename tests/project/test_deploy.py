@@ -14,14 +14,6 @@ def test_every_part_of_the_stack_is_there():
             "grafana"} <= set(SERVICES)
 
 
-def test_published_ports():
-    ports = {name: svc.get("ports", []) for name, svc in SERVICES.items()}
-    assert "8000:8000" in ports["web"]
-    assert "3000:3000" in ports["grafana"]
-    assert "127.0.0.1:9090:9090" in ports["prometheus"]  # its lifecycle API is unauthenticated: loopback only
-    assert "127.0.0.1:3100:3100" in ports["loki"]
-
-
 def test_app_processes_share_configuration_and_wait_for_migrations():
     for name in ("web", "worker", "beat"):
         env = SERVICES[name]["environment"]

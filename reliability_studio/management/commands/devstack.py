@@ -1,4 +1,5 @@
-"""Run the whole local stack in one terminal: web (daphne), Celery worker and beat, the demo
+"""Run the whole local stack in one terminal: web (daphne processes under
+reliability_studio.webserver, one per core unless WEB_CONCURRENCY says otherwise), Celery worker and beat, the demo
 workload and Prometheus scraping it, plus Loki and Tempo when their binaries are found. Output is
 prefixed per process; Ctrl-C stops everything.
 
@@ -136,6 +137,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--web-workers", type=int, default=None,
+                            help="daphne processes for the web server (default: WEB_CONCURRENCY, else one per core)")
         parser.add_argument("--prometheus-port", type=int, default=9090)
         parser.add_argument("--scrape-interval", default="5s")
         parser.add_argument("--demo-base-port", type=int, default=9101)
@@ -154,7 +157,9 @@ class Command(BaseCommand):
             self.stdout.write(note)
         procs = {
             **backends.procs,
-            "web": [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(opts["port"]), "reliability_studio.asgi:application"],
+            # Several daphne processes on one port (WEB_CONCURRENCY, default one per core).
+            "web": [py, "-m", "reliability_studio.webserver", "--bind", "127.0.0.1", "--port", str(opts["port"]),
+                    *(["--workers", str(opts["web_workers"])] if opts["web_workers"] else [])],
             "worker": [py, "-m", "celery", "-A", "reliability_studio", "worker", "-l", "INFO", "--concurrency", "2"],
             "beat": [py, "-m", "celery", "-A", "reliability_studio", "beat", "-l", "WARNING",
                      "--schedule", str(run_dir / "celerybeat-schedule")],
@@ -227,7 +232,7 @@ class Command(BaseCommand):
         self.stdout.write("\nstopping: " + ", ".join(running))
         for proc in running.values():
             if proc.poll() is None:
-                # Only the main process: Celery and daphne shut their own children down gracefully.
+                # Only the main process: Celery and the web server shut their own children down gracefully.
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for proc in running.values():
@@ -242,4 +247,5 @@ class Command(BaseCommand):
     @staticmethod
     def _web_port(commands) -> str:
         argv = commands["web"]
-        return argv[argv.index("-p") + 1]
+        flag = "--port" if "--port" in argv else "-p"
+        return argv[argv.index(flag) + 1]
