@@ -266,3 +266,43 @@ def incident_detail_version(pk: int) -> tuple | None:
         .first()
     )
     return row
+
+
+class _CountOf(Subquery):
+    """`(SELECT count(*) FROM (<queryset>))` as an expression: a count without a GROUP BY."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) _counted)"
+    output_field = IntegerField()
+
+
+def _page_version_parts() -> dict:
+    from .models import Task, TimelineEvent
+
+    edges = Service.depends_on.through.objects
+    tasks = Task.objects.filter(incident_id=OuterRef("pk")).order_by()
+    return {
+        # The incident's own fields, its primary service and commander (their ids).
+        "incident": {"v_updated": F("updated_at")},
+        # Its timeline; affected-service changes append an entry too.
+        "timeline": {"v_event": Subquery(
+            TimelineEvent.objects.filter(incident_id=OuterRef("pk")).order_by("-id").values("id")[:1])},
+        "tasks": {"v_tasks": _CountOf(tasks.values("id")),
+                  "v_task_change": Subquery(tasks.order_by("-updated_at").values("updated_at")[:1])},
+        # Slugs and names (edits move updated_at; a deletion moves the count).
+        "services": {"v_services": _CountOf(Service.objects.order_by().values("id")),
+                     "v_service_change": _latest_service_change()},
+        # The dependency edges: `.set()` deletes and inserts rows, so (count, newest id) moves.
+        "graph": {"v_edges": _CountOf(edges.order_by().values("id")),
+                  "v_edge": Subquery(edges.order_by("-id").values("id")[:1])},
+    }
+
+
+def incident_page_version(pk: int, parts) -> tuple | None:
+    """What one of the incident page's regions shows depends on, for its ETag: `parts` names which
+    of incident, timeline, tasks, services, graph — one statement (None when there is no such
+    incident). Unseen, as for the API: a user renaming their username."""
+    available = _page_version_parts()
+    annotations = {}
+    for part in parts:
+        annotations.update(available[part])
+    return Incident.objects.filter(pk=pk).annotate(**annotations).values_list(*annotations).first()

@@ -9,13 +9,19 @@ panels other apps fill), and apps built on incidents replace them from their App
 """
 from __future__ import annotations
 
+import hashlib
+import time
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.db.models import prefetch_related_objects
+from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
 from django.views.decorators.http import require_GET, require_POST
 
-from reliability_studio.access import Role, role_required
+from reliability_studio.access import Role, role_of, role_required
 
 from . import panels, selectors, services
 from .errors import DomainError
@@ -38,12 +44,55 @@ def _error_text(exc: Exception) -> str:
     return str(exc)
 
 
+# --- conditional partials ---------------------------------------------------------------------
+# The partials htmx re-fetches after every live event carry a weak ETag and `Cache-Control: private,
+# no-cache`: the browser keeps the body and revalidates each re-fetch with If-None-Match, and a
+# 304 (after one version statement, see incidents.selectors) turns back into the kept body, so
+# htmx swaps the same HTML without the server rendering it. The tag covers what the partial shows
+# (the version), the query string, the role (action buttons), the user and the CSRF secret (the
+# forms in a kept body must still post after a new sign-in). Bump PAGE_ETAG_SCHEMA whenever a
+# partial's template changes what it shows.
+PAGE_ETAG_SCHEMA = "1"
+
+
+def _page_etag(request, *parts) -> str:
+    query = "&".join(sorted(request.META.get("QUERY_STRING", "").split("&")))
+    raw = "|".join(map(str, (PAGE_ETAG_SCHEMA, request.user.pk, int(role_of(request.user)),
+                             request.META.get("CSRF_COOKIE", ""), query, *parts)))
+    return 'W/"' + hashlib.blake2b(raw.encode(), digest_size=12).hexdigest() + '"'
+
+
+def _not_modified(request, etag: str) -> HttpResponse | None:
+    """304 when If-None-Match names `etag` (weak comparison, as RFC 9110 asks for GET)."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return None
+    offered = {tag.removeprefix("W/") for tag in parse_etags(header)}
+    if "*" in offered or etag.removeprefix("W/") in offered:
+        return _tagged(HttpResponseNotModified(), etag)
+    return None
+
+
+def _tagged(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"  # kept by the browser, revalidated every time
+    return response
+
+
 # --- incident list -------------------------------------------------------------------------------
 
 @require_GET
 @role_required(Role.VIEWER)
 @live_page
 def incident_list(request):
+    etag = None
+    if _is_htmx(request):
+        # Any incident, timeline entry or service (the filters' service choices, slugs) anywhere:
+        # a superset of what any filter shows, in one statement. The minute: "resolved 5 minutes ago".
+        etag = _page_etag(request, "list", int(time.time() // 60),
+                          *selectors.incident_list_version(Incident.objects.all()))
+        if (response := _not_modified(request, etag)) is not None:
+            return _vary_on_htmx(response)
     form = IncidentFilterForm(request.GET)
     filters = form.filters()
     context = {
@@ -53,8 +102,15 @@ def incident_list(request):
         "filtered": bool(filters["severity"] or filters["service"]) or filters["status"] != ACTIVE,
         "recent": selectors.resolved_recently(10) if filters["status"] == ACTIVE else (),
     }
-    template = "incidents/_incident_table.html" if _is_htmx(request) else "incidents/list.html"
-    return render(request, template, context)
+    if etag is None:
+        return _vary_on_htmx(render(request, "incidents/list.html", context))
+    return _vary_on_htmx(_tagged(render(request, "incidents/_incident_table.html", context), etag))
+
+
+def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    # One URL serves the page and its partial: the browser must keep them apart.
+    patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
+    return response
 
 
 # --- incident page -------------------------------------------------------------------------------
@@ -68,6 +124,7 @@ def _summary(request, incident: Incident) -> dict:
 
 
 def _blast_radius(request, incident: Incident) -> dict:
+    prefetch_related_objects([incident], "affected_services")  # read here and by the selector: once
     affected = {s.pk for s in incident.affected_services.all()}
     if incident.primary_service_id:
         affected.add(incident.primary_service_id)
@@ -112,6 +169,16 @@ for _name, _template, _build, _column, _order in (
     panels.register_default(_name, _template, _build, column=_column, order=_order)
 
 
+# What each of the incidents' own regions shows depends on (incidents.selectors.incident_page_version).
+REGION_VERSION_PARTS = {
+    _header: ("incident", "services"),
+    _summary: ("incident",),
+    _timeline: ("timeline",),
+    _tasks: ("tasks",),
+    _blast_radius: ("incident", "timeline", "services", "graph"),
+}
+
+
 def _incident(pk: int) -> Incident:
     return get_object_or_404(Incident.objects.select_related("primary_service", "commander"), pk=pk)
 
@@ -135,7 +202,17 @@ def incident_region(request, pk: int, region: str):
     found = panels.region(region)
     if found is None:
         raise Http404("no such region")
-    return render(request, found.template, found.builder(request, _incident(pk)))
+    # Only the incidents' own regions are tagged: what an app's region shows is the app's to say.
+    parts = REGION_VERSION_PARTS.get(found.builder)
+    if parts is None:
+        return render(request, found.template, found.builder(request, _incident(pk)))
+    version = selectors.incident_page_version(pk, parts)
+    if version is None:
+        raise Http404("no such incident")
+    etag = _page_etag(request, "region", region, pk, *version)
+    if (response := _not_modified(request, etag)) is not None:
+        return response
+    return _tagged(render(request, found.template, found.builder(request, _incident(pk))), etag)
 
 
 # --- post-incident review --------------------------------------------------------------------------

@@ -26,7 +26,14 @@ from .routing import (
     grouping_lock_key,
     route_alert_to_incident,
 )
-from .rule_evaluation import HEALTH_FIELDS, apply_observations, due_rules, evaluate_rule, evaluate_rules
+from .rule_evaluation import (
+    HEALTH_FIELDS,
+    VALUES_EVENT_KEY,
+    apply_observations,
+    due_rules,
+    evaluate_rule,
+    evaluate_rules,
+)
 from .rules import (
     RULE_FIELDS,
     check_rule_source,
@@ -39,7 +46,7 @@ from .rules import (
 )
 
 __all__ = [
-    "ACTIVE_STATES", "AUTO_SOURCES", "COMPONENT_LOCK", "FINGERPRINT_LOCK", "GROUP_KEY_LOCK", "HEALTH_FIELDS",
+    "ACTIVE_STATES", "AUTO_SOURCES", "COMPONENT_LOCK", "FINGERPRINT_LOCK", "GROUP_KEY_LOCK", "HEALTH_FIELDS", "VALUES_EVENT_KEY",
     "KIND_EVENTS",
     "RULE_FIELDS", "TRANSIENT_ERRORS", "apply_observations", "auto_resolve_hold", "auto_resolve_incidents",
     "check_rule_source", "create_rule", "delete_rule", "disable_rule", "due_rules", "enable_rule",
