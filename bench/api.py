@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api.py [--incidents 10000] [--seconds 10] [--runs 3] [--workers N] [--list-clients 16]
     .venv/bin/python bench/api.py --in-process [--incidents 10000]
+    .venv/bin/python bench/api.py --pages [--incidents 10000]
 
 A scratch database (rs_bench_api) is created and seeded. Two servers run side by side on loopback,
 both `reliability_studio.webserver` (daphne processes sharing one socket): one with 1 process and
@@ -14,8 +15,10 @@ the N-process /healthz.
 
 The same run also times list requests in this process through Django's test client (no server):
 wall and CPU time per request, each SQL statement, and a revalidation (If-None-Match → 304).
-`--in-process` does only that. The load client runs on the same cores as the servers. The last
-line printed is one JSON object.
+`--in-process` does only that. `--pages` times the control room's live partials the same way (the
+incident list's table and the incident page's regions that htmx re-fetches after events, signed in
+with a session): a full render and a revalidation (If-None-Match → 304) of each. The load client
+runs on the same cores as the servers. The last line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -181,6 +184,69 @@ def in_process(token: str, requests: int = 400) -> dict:
     return result
 
 
+def pages_in_process(requests: int = 200) -> dict:
+    """Per control-room partial: median wall and CPU time and SQL statements of a full render (200)
+    and of a revalidation (304), through Django's test client with a signed-in session."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    from incidents import services
+    from incidents.models import Service, Severity
+
+    user = get_user_model().objects.get(username="bench")
+    catalog = {s.slug: s for s in Service.objects.all()}
+    incident = services.create_incident(
+        title="Payment error rate 12% (5xx)", severity=Severity.CRITICAL, primary_service=catalog["payment"],
+        affected_services=[catalog["payment"]], user=user)
+    for n in range(20):
+        services.add_comment(incident=incident, user=user, message=f"Note {n}")
+    for n in range(5):
+        services.create_task(incident=incident, title=f"Task {n}", owner=user)
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    client.get("/")  # the CSRF cookie, as a signed-in browser has it
+    partials = {"list": "/", "list (filtered)": "/?status=all&severity=critical"}
+    partials |= {name: f"/incidents/{incident.pk}/regions/{name}/" for name in ("header", "timeline", "tasks", "blast-radius")}
+    counts = [0]
+
+    def counted(execute, sql, params, many, context):
+        counts[0] += 1
+        return execute(sql, params, many, context)
+
+    def measure(url, **headers):
+        wall, cpu, statements, status = [], [], [], set()
+        with connection.execute_wrapper(counted):
+            for _ in range(requests):
+                counts[0] = 0
+                started, started_cpu = time.perf_counter(), time.process_time()
+                response = client.get(url, HTTP_HX_REQUEST="true", **headers)
+                cpu.append(time.process_time() - started_cpu)
+                wall.append(time.perf_counter() - started)
+                statements.append(counts[0])
+                status.add(response.status_code)
+        return {"ms": round(median(wall) * 1000, 2), "cpu_ms": round(median(cpu) * 1000, 2),
+                "statements": median(statements), "status": sorted(status)}
+
+    result = {}
+    print(f"{'partial':<16} {'200 ms':>7} {'CPU ms':>7} {'SQL':>4}   {'304 ms':>7} {'CPU ms':>7} {'SQL':>4}"
+          f"   (medians of {requests} requests each)")
+    for name, url in partials.items():
+        client.get(url, HTTP_HX_REQUEST="true")  # warm up
+        full = measure(url)
+        tag = client.get(url, HTTP_HX_REQUEST="true").get("ETag")
+        again = measure(url, HTTP_IF_NONE_MATCH=tag) if tag else None
+        # The list's tag holds the minute ("resolved 5 minutes ago"): a run crossing one sees a 200.
+        assert full["status"] == [200] and (again is None or 304 in again["status"]), (name, full, again)
+        print(f"{name:<16} {full['ms']:>7} {full['cpu_ms']:>7} {full['statements']:>4}   "
+              + (f"{again['ms']:>7} {again['cpu_ms']:>7} {again['statements']:>4}" if again else "    (no ETag)"))
+        key = name.split()[0].replace("-", "_") + ("_filtered" if "filtered" in name else "")
+        result |= {f"page_{key}_cpu_ms": full["cpu_ms"], f"page_{key}_statements": full["statements"]}
+        if again:
+            result |= {f"page_{key}_304_cpu_ms": again["cpu_ms"], f"page_{key}_304_statements": again["statements"]}
+    return result
+
+
 def healthz_request(session, i, n):
     return session.get("/healthz")
 
@@ -200,6 +266,7 @@ def main() -> None:
     parser.add_argument("--list-clients", type=int, default=16)
     parser.add_argument("--create-clients", type=int, default=8)
     parser.add_argument("--in-process", action="store_true", help="only time list requests without a server")
+    parser.add_argument("--pages", action="store_true", help="only time the control room's live partials, in-process")
     args = parser.parse_args()
 
     os.environ["DEBUG"] = "false"  # as served: no query log, no debug pages (a local .env may say true)
@@ -209,6 +276,9 @@ def main() -> None:
 
     workers = args.workers or default_workers()
     token = seed(args.incidents)
+    if args.pages:
+        print(json.dumps({"incidents_in_db": args.incidents, **pages_in_process()}))
+        return
     local = in_process(token)
     if args.in_process:
         print(json.dumps({"incidents_in_db": args.incidents, **local}))

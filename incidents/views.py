@@ -89,8 +89,7 @@ def incident_list(request):
     if _is_htmx(request):
         # Any incident, timeline entry or service (the filters' service choices, slugs) anywhere:
         # a superset of what any filter shows, in one statement. The minute: "resolved 5 minutes ago".
-        etag = _page_etag(request, "list", int(time.time() // 60),
-                          *selectors.incident_list_version(Incident.objects.all()))
+        etag = _page_etag(request, "list", _minute(), *selectors.incident_list_version(Incident.objects.all()))
         if (response := _not_modified(request, etag)) is not None:
             return _vary_on_htmx(response)
     form = IncidentFilterForm(request.GET)
@@ -105,6 +104,10 @@ def incident_list(request):
     if etag is None:
         return _vary_on_htmx(render(request, "incidents/list.html", context))
     return _vary_on_htmx(_tagged(render(request, "incidents/_incident_table.html", context), etag))
+
+
+def _minute() -> int:
+    return int(time.time() // 60)
 
 
 def _vary_on_htmx(response: HttpResponse) -> HttpResponse:

@@ -18,6 +18,14 @@ HX = {"HTTP_HX_REQUEST": "true"}
 OWN_REGIONS = ("header", "timeline", "tasks", "blast-radius")
 
 
+@pytest.fixture(autouse=True)
+def same_minute(monkeypatch):
+    """The list's tag holds the current minute: hold it still, so a test never straddles two."""
+    from incidents import views
+
+    monkeypatch.setattr(views, "_minute", lambda: 29_000_000)
+
+
 @pytest.fixture
 def world(responder):
     catalog = [ServiceFactory(slug=f"svc-{n}") for n in range(5)]
@@ -105,6 +113,14 @@ def test_the_list_tag_depends_on_the_filters_and_the_page_and_partial_are_kept_a
     page = rita.get("/")
     assert "ETag" not in page and "HX-Request" in page["Vary"] and "HX-Request" in rita.get("/", **HX)["Vary"]
     assert "ETag" not in rita.get(f"/incidents/{world['main'].pk}/")
+
+
+def test_the_list_tag_moves_with_the_minute_for_resolved_n_minutes_ago(rita, world, monkeypatch):
+    from incidents import views
+
+    first = rita.get("/", **HX)
+    monkeypatch.setattr(views, "_minute", lambda: 29_000_001)
+    assert rita.get("/", HTTP_IF_NONE_MATCH=first["ETag"], **HX).status_code == 200
 
 
 def test_the_tag_depends_on_the_role_and_the_user(client, world, responder, viewer, make_user):
