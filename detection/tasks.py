@@ -36,9 +36,11 @@ def auto_resolve_incidents() -> int:
     return len(services.auto_resolve_incidents())
 
 
-# Only errors that may pass are retried; the delivery id makes a retry skip what was applied.
+# Only errors that may pass are retried; the delivery id makes a retry skip what was applied. A
+# delivery was answered 202, so it is retried until the database answers again (no retry limit;
+# the backoff is capped below the broker's visibility timeout, so a waiting retry is not redelivered).
 @shared_task(name="detection.ingest_external_alerts", ignore_result=True, acks_late=True,
-             autoretry_for=services.TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
+             autoretry_for=services.TRANSIENT_ERRORS, retry_backoff=True, retry_backoff_max=300, max_retries=None)
 def ingest_external_alerts(source_id: int, payload: dict, delivery: str = "") -> int:
     source = AlertSource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:
